@@ -1,0 +1,134 @@
+"""Certificates and tokens for a throw-away local control plane.
+
+Why: kube-apiserver only serves TLS, and admission webhooks, RBAC and NodeRestriction need real
+identities. We make a CA, a serving certificate for 127.0.0.1/localhost, a service-account key pair, and a
+static token file (admin, scheduler, controller-manager, kwok, and one kubelet-like identity per test node
+so tests can prove a kubelet cannot spoof protected labels). EC P-256 keys: fast to generate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str
+    groups: tuple[str, ...] = ()
+
+
+# static identities of the local cluster (token file users)
+ADMIN = Identity("heatsched-admin", ("system:masters",))
+SCHEDULER = Identity("system:kube-scheduler")
+CONTROLLER_MANAGER = Identity("system:kube-controller-manager")
+KWOK = Identity("heatsched-kwok", ("system:masters",))
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _write(path: Path, data: bytes, private: bool = False) -> Path:
+    path.write_bytes(data)
+    if private:
+        path.chmod(0o600)
+    return path
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca_cert: Path
+    serving_cert: Path
+    serving_key: Path
+    sa_key: Path
+    sa_pub: Path
+    token_file: Path
+    tokens: dict[str, str]  # user -> bearer token
+
+    @classmethod
+    def create(cls, directory: Path, extra: list[Identity] = (), hosts: tuple[str, ...] = ()) -> "Pki":
+        directory.mkdir(parents=True, exist_ok=True)
+        now = dt.datetime.now(dt.timezone.utc)
+        valid = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=30))
+
+        ca_key = _key()
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "heatsched-local-ca")])
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(valid[0])
+            .not_valid_after(valid[1])
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+        key = _key()
+        names = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
+        ips = ["127.0.0.1", "10.96.0.1", *hosts]
+        san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        serving = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(valid[0])
+            .not_valid_after(valid[1])
+            .add_extension(x509.SubjectAlternativeName(san), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+        sa_key = _key()
+        tokens: dict[str, str] = {}
+        rows = []
+        for ident in (ADMIN, SCHEDULER, CONTROLLER_MANAGER, KWOK, *extra):
+            token = secrets.token_hex(16)
+            tokens[ident.user] = token
+            groups = ",".join(ident.groups)
+            rows.append(f'{token},{ident.user},{ident.user}' + (f',"{groups}"' if groups else ""))
+
+        pem = serialization.Encoding.PEM
+        return cls(
+            ca_cert=_write(directory / "ca.crt", ca.public_bytes(pem)),
+            serving_cert=_write(directory / "apiserver.crt", serving.public_bytes(pem)),
+            serving_key=_write(directory / "apiserver.key", _pem_key(key), private=True),
+            sa_key=_write(directory / "sa.key", _pem_key(sa_key), private=True),
+            sa_pub=_write(
+                directory / "sa.pub",
+                sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
+            ),
+            token_file=_write(directory / "tokens.csv", ("\n".join(rows) + "\n").encode(), private=True),
+            tokens=tokens,
+        )
+
+
+def kubeconfig(server: str, ca_cert: Path, token: str, user: str, context: str) -> dict:
+    """A kubeconfig dict for one identity; the context name marks clusters this harness created."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": server, "certificate-authority": str(ca_cert)}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": user}}],
+        "current-context": context,
+    }
