@@ -50,6 +50,49 @@ def _write(path: Path, data: bytes, private: bool = False) -> Path:
     return path
 
 
+def serving_certificate(hosts: tuple[str, ...], common_name: str, days: int = 30) -> tuple[bytes, bytes, bytes]:
+    """A fresh CA and a server certificate it signs for `hosts` (DNS names or IPs): PEM (ca, cert, key).
+
+    Used for the local apiserver and for the admission webhook when no certificate is provided."""
+    now = dt.datetime.now(dt.timezone.utc)
+    valid = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=days))
+    ca_key = _key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"heatsched-{common_name}-ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid[0])
+        .not_valid_after(valid[1])
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    san = []
+    for h in hosts:
+        try:
+            san.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            san.append(x509.DNSName(h))
+    key = _key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid[0])
+        .not_valid_after(valid[1])
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return ca.public_bytes(pem), cert.public_bytes(pem), _pem_key(key)
+
+
 @dataclass(frozen=True)
 class Pki:
     ca_cert: Path
@@ -63,41 +106,9 @@ class Pki:
     @classmethod
     def create(cls, directory: Path, extra: list[Identity] = (), hosts: tuple[str, ...] = ()) -> "Pki":
         directory.mkdir(parents=True, exist_ok=True)
-        now = dt.datetime.now(dt.timezone.utc)
-        valid = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=30))
-
-        ca_key = _key()
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "heatsched-local-ca")])
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(valid[0])
-            .not_valid_after(valid[1])
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )
-
-        key = _key()
-        names = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
-        ips = ["127.0.0.1", "10.96.0.1", *hosts]
-        san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-        serving = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(valid[0])
-            .not_valid_after(valid[1])
-            .add_extension(x509.SubjectAlternativeName(san), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-
+        ca_pem, cert_pem, key_pem = serving_certificate(
+            ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+             "127.0.0.1", "10.96.0.1", *hosts), common_name="kube-apiserver")
         sa_key = _key()
         tokens: dict[str, str] = {}
         rows = []
@@ -109,9 +120,9 @@ class Pki:
 
         pem = serialization.Encoding.PEM
         return cls(
-            ca_cert=_write(directory / "ca.crt", ca.public_bytes(pem)),
-            serving_cert=_write(directory / "apiserver.crt", serving.public_bytes(pem)),
-            serving_key=_write(directory / "apiserver.key", _pem_key(key), private=True),
+            ca_cert=_write(directory / "ca.crt", ca_pem),
+            serving_cert=_write(directory / "apiserver.crt", cert_pem),
+            serving_key=_write(directory / "apiserver.key", key_pem, private=True),
             sa_key=_write(directory / "sa.key", _pem_key(sa_key), private=True),
             sa_pub=_write(
                 directory / "sa.pub",

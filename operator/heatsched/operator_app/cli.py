@@ -1,0 +1,48 @@
+"""`heatsched operator`: run the operator, the scheduler extender and the admission webhook."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from heatsched.operator_app.config import OperatorConfig
+
+
+def _run(args: argparse.Namespace) -> int:
+    from heatsched.operator_app.main import run
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kopf.objects", "kopf.activities.probe", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    cfg = OperatorConfig(
+        prometheus_url=args.prometheus_url, extender_host=args.extender_host, extender_port=args.extender_port,
+        webhook_host=args.webhook_host, webhook_port=args.webhook_port,
+        webhook_public_host=args.webhook_public_host, webhook_cert_dir=args.webhook_cert_dir,
+        webhook_url=args.webhook_url, manage_webhook_configs=not args.no_manage_webhooks,
+        status_heartbeat_s=args.status_heartbeat,
+    )
+    run(cfg, args.kubeconfig)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("operator", help="run the operator (telemetry, node labels, extender, webhook)",
+                       description="Run the heatsched operator: it reads HeatSite tank temperatures from "
+                       "Prometheus, patches HeatSite/ThermalDemand status, labels nodes, serves the "
+                       "kube-scheduler extender and the admission webhook.")
+    p.add_argument("--kubeconfig", help="kubeconfig to use (default: in-cluster, then ~/.kube/config)")
+    p.add_argument("--prometheus-url", default="http://127.0.0.1:9090", help="Prometheus base URL")
+    p.add_argument("--extender-host", default="127.0.0.1", help="extender listen address")
+    p.add_argument("--extender-port", type=int, default=8888, help="extender port (0 disables it)")
+    p.add_argument("--webhook-host", default="127.0.0.1", help="admission webhook listen address")
+    p.add_argument("--webhook-port", type=int, default=0, help="admission webhook port (0 disables it)")
+    p.add_argument("--webhook-public-host", help="host name/IP the apiserver uses to reach the webhook")
+    p.add_argument("--webhook-cert-dir", help="directory with tls.crt and tls.key (default: self-signed)")
+    p.add_argument("--webhook-url", help="URL the apiserver calls (in-cluster Service); needs --webhook-cert-dir")
+    p.add_argument("--no-manage-webhooks", action="store_true",
+                   help="do not create the webhook configurations (the Helm chart ships them)")
+    p.add_argument("--status-heartbeat", type=float, default=60.0,
+                   help="rewrite HeatSite status at least this often, seconds (default 60)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=_run)

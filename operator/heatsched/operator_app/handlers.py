@@ -1,0 +1,311 @@
+"""kopf handlers: thin. Each parses into a model, updates the Store, and patches what changed.
+
+- `heatsite_*` / `thermaldemand_*`: keep specs in the store; a bad spec is a kopf.PermanentError (the
+  apiserver's CEL rules normally stop it first).
+- `heatsite_telemetry`: one daemon per site, the only place Prometheus is read, off the event loop
+  (run_in_executor). It refreshes the site's view, patches status only on a meaningful change or every
+  `status_heartbeat_s`, and relabels the site's nodes when the thermal state changes: a node label change
+  is a cluster event that makes kube-scheduler retry pods it left pending.
+- `node_event`: membership and protected labels (`node-restriction.kubernetes.io/heatsched-*`).
+- `pod_event`: CPU of bound pods (IT load), heat charged by new bindings, and the `heatsched.io/placement`
+  annotation saying why a heat-aware pod landed where it did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import kopf
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from heatsched.extender.wire import WireError, parse_cpu_quantity
+from heatsched.models import (
+    GROUP, HEATSITE_PLURAL, THERMALDEMAND_PLURAL, VERSION, Condition, ConditionStatus, HeatSiteStatus, SpecError, ThermalDemandStatus,
+    expand_query, parse_heatsite, parse_thermaldemand,
+)
+from heatsched.operator_app.config import OperatorConfig
+from heatsched.operator_app.store import Store
+from heatsched.placement.model import ThermalState
+from heatsched.telemetry.source import TelemetryError, TemperatureSource
+from heatsched.thermal import Reading, demand_now
+
+HEATSITES = (GROUP, VERSION, HEATSITE_PLURAL)
+THERMALDEMANDS = (GROUP, VERSION, THERMALDEMAND_PLURAL)
+PLACEMENT_ANNOTATION = "heatsched.io/placement"
+HEAT_AWARE = "heat-aware"
+TERMINATED = {"Succeeded", "Failed"}
+
+log = logging.getLogger("heatsched.operator")
+
+
+def pod_cpu(spec: dict[str, Any]) -> float:
+    """Effective CPU request: max(sum of containers, largest init container), like the scheduler."""
+    def total(containers):
+        out = 0.0
+        for c in containers or ():
+            try:
+                out += parse_cpu_quantity(((c.get("resources") or {}).get("requests") or {}).get("cpu", "0"))
+            except WireError:
+                pass
+        return out
+    init = max((total([c]) for c in spec.get("initContainers") or ()), default=0.0)
+    return max(total(spec.get("containers")), init)
+
+
+async def _call(fn, *args, **kwargs):
+    """Run a blocking kubernetes-client or Prometheus call off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+def _condition(previous: list[Condition], type_: str, ok: bool, reason: str, message: str,
+               generation: int | None, now: datetime) -> Condition:
+    old = next((c for c in previous if c.type == type_), None)
+    status = ConditionStatus.TRUE if ok else ConditionStatus.FALSE
+    changed = old is None or old.status != status or old.reason != reason
+    return Condition(type=type_, status=status, reason=reason, message=message[:32768],
+                     last_transition_time=now if changed else old.last_transition_time,
+                     observed_generation=generation)
+
+
+def meaningful(old: HeatSiteStatus | None, new: HeatSiteStatus, step_k: float) -> bool:
+    """Status is worth a patch when anything but small temperature/energy drift changed."""
+    if old is None:
+        return True
+    if (old.state, old.nodes, old.reason) != (new.state, new.nodes, new.reason):
+        return True
+    if [(c.type, c.status, c.reason, c.message) for c in old.conditions] != \
+       [(c.type, c.status, c.reason, c.message) for c in new.conditions]:
+        return True
+    if (old.temperature_celsius is None) != (new.temperature_celsius is None):
+        return True
+    if old.temperature_celsius is not None and abs(old.temperature_celsius - new.temperature_celsius) >= step_k:
+        return True
+    return any(abs(a - b) > max(0.1, 0.05 * max(abs(a), abs(b))) for a, b in (
+        (old.absorbable_kw, new.absorbable_kw), (old.demand_kw, new.demand_kw), (old.it_load_kw, new.it_load_kw)))
+
+
+class Operator:
+    """What the handlers share: config, store, telemetry source and API clients (kept in kopf's memo)."""
+
+    def __init__(self, config: OperatorConfig, source: TemperatureSource, api: client.ApiClient,
+                 store: Store | None = None) -> None:
+        self.config = config
+        self.source = source
+        self.store = store or Store()
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.written: dict[str, tuple[HeatSiteStatus, float]] = {}  # site -> (last status written, when)
+        self.demand_written: dict[str, dict] = {}
+
+    # ---- nodes -------------------------------------------------------------------------------------
+    async def relabel(self, nodes) -> None:
+        for node in nodes:
+            patch = self.store.label_patch(node)
+            if not patch:
+                continue
+            try:
+                await _call(self.core.patch_node, node, {"metadata": {"labels": patch}})
+            except ApiException as exc:
+                if exc.status != 404:
+                    log.warning("cannot label node %s: %s", node, exc.reason)
+                continue
+            labels = dict(self.store.node_labels.get(node, {}))
+            labels.update({k: v for k, v in patch.items() if v is not None})
+            for k in [k for k, v in patch.items() if v is None]:
+                labels.pop(k, None)
+            self.store.set_node(node, labels)
+
+    # ---- telemetry ---------------------------------------------------------------------------------
+    async def refresh(self, name: str) -> None:
+        store, site = self.store, self.store.sites.get(name)
+        if site is None:
+            return
+        query = expand_query(site.spec.telemetry.temperature_query, name)
+        try:
+            sample = await _call(self.source.sample, query)
+            store.set_reading(name, Reading(sample.value, sample.at))
+        except TelemetryError as exc:
+            store.set_reading(name, None, (exc.reason, exc.message))
+        for d in [d for d in store.demands.values() if d.spec.site_ref == name and d.spec.live_query]:
+            try:
+                live = await _call(self.source.sample, expand_query(d.spec.live_query, name, d.name))
+                store.live_demand[d.name] = live.value
+            except TelemetryError:
+                store.live_demand[d.name] = None
+        previous = self.written.get(name, (None, 0.0))[0]
+        old_state = store.snapshot.sites.get(name).state if name in store.snapshot.sites else None
+        view = store.refresh_site(name)
+        if view.state != old_state:
+            await self.relabel(store.nodes_of(name))
+        await self.write_status(name, view, previous)
+        await self.write_demands(name)
+
+    async def write_status(self, name: str, view, previous: HeatSiteStatus | None) -> None:
+        store, site = self.store, self.store.sites[name]
+        now = datetime.now(timezone.utc)
+        nodes, conflicts = store.nodes_of(name), store.conflicts_of(name)
+        error = store.reading_errors.get(name)
+        old_conditions = (previous or site.status or HeatSiteStatus()).conditions
+        if view.fresh:
+            fresh = _condition(old_conditions, "TelemetryFresh", True, "Fresh",
+                               f"reading {view.reading_age_s:.0f} s old", site.generation, now)
+        else:
+            fresh = _condition(old_conditions, "TelemetryFresh", False, error[0] if error else "Stale",
+                               view.reason, site.generation, now)
+        if conflicts:
+            ready = _condition(old_conditions, "Ready", False, "NodeConflict",
+                               f"nodes also claimed by another site (no country label, residency fails closed): "
+                               f"{', '.join(conflicts[:20])}", site.generation, now)
+        elif not nodes:
+            ready = _condition(old_conditions, "Ready", False, "NoNodes", "no node matches the site",
+                               site.generation, now)
+        elif not view.fresh:
+            ready = _condition(old_conditions, "Ready", False, "TelemetryNotFresh",
+                               "placement treats the site's heat as unknown (neutral score)", site.generation, now)
+        else:
+            ready = _condition(old_conditions, "Ready", True, "SiteReady", f"{view.state.value}: {view.reason}",
+                               site.generation, now)
+        reading = store.readings.get(name)
+        status = HeatSiteStatus.from_view(view, reading_time=reading.at if reading and view.temperature_c is not None
+                                          else None, nodes=nodes, observed_generation=site.generation,
+                                          conditions=[fresh, ready])
+        last_written = self.written.get(name, (None, 0.0))[1]
+        loop_now = asyncio.get_running_loop().time()
+        if not meaningful(previous, status, self.config.temperature_step_k) and \
+                loop_now - last_written < self.config.status_heartbeat_s:
+            return
+        body = {"status": status.to_wire()}
+        try:
+            await _call(self.custom.patch_cluster_custom_object_status, *HEATSITES[:2], HEATSITES[2], name, body)
+            self.written[name] = (status, loop_now)
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("cannot patch HeatSite %s status: %s %s", name, exc.status, exc.reason)
+
+    async def write_demands(self, site: str) -> None:
+        now = datetime.now(timezone.utc)
+        for d in [d for d in self.store.demands.values() if d.spec.site_ref == site]:
+            kw, source = demand_now(d.spec, now, self.store.live_demand.get(d.name))
+            status = ThermalDemandStatus(current_kw=round(kw, 3) if kw is not None else None, source=source,
+                                         observed_generation=d.generation).to_wire()
+            if self.demand_written.get(d.name) == status:
+                continue
+            try:
+                await _call(self.custom.patch_cluster_custom_object_status, *THERMALDEMANDS[:2],
+                            THERMALDEMANDS[2], d.name, {"status": status})
+                self.demand_written[d.name] = status
+            except ApiException as exc:
+                if exc.status != 404:
+                    log.warning("cannot patch ThermalDemand %s status: %s", d.name, exc.reason)
+
+    # ---- explain -----------------------------------------------------------------------------------
+    async def annotate_placement(self, body: dict, site: str | None) -> None:
+        meta, spec = body["metadata"], body["spec"]
+        if spec.get("schedulerName") != HEAT_AWARE or PLACEMENT_ANNOTATION in (meta.get("annotations") or {}):
+            return
+        node = spec["nodeName"]
+        scored = self.store.explanations.pop(meta.get("uid"), None)
+        view = self.store.snapshot.sites.get(site) if site else None
+        record = {"node": node, "site": site}
+        if view is not None:
+            record.update(country=view.country, state=view.state.value,
+                          tankCelsius=None if view.temperature_c is None else round(view.temperature_c, 1))
+        if scored is not None:
+            mine = scored["scores"].get(node)
+            record.update(score=mine[0] if mine else None, why=mine[1] if mine else None,
+                          candidates=len(scored["scores"]), best=scored["best"])
+        try:
+            await _call(self.core.patch_namespaced_pod, meta["name"], meta["namespace"],
+                        {"metadata": {"annotations": {PLACEMENT_ANNOTATION: json.dumps(record, ensure_ascii=False)}}})
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("cannot annotate pod %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
+
+    def remember_scores(self, pod_uid: str, scores) -> None:
+        """Extender hook: keep the last scoring of a pod until it binds (bounded)."""
+        if not pod_uid:
+            return
+        table = {s.node: (round(s.score, 3), s.reason) for s in scores}
+        best = max(scores, key=lambda s: s.score).node if scores else None
+        self.store.explanations[pod_uid] = {"scores": table, "best": best}
+        while len(self.store.explanations) > 5000:
+            self.store.explanations.pop(next(iter(self.store.explanations)))
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """Attach every handler to `registry` (no import-time global registration)."""
+
+    def op(memo) -> Operator:
+        return memo.operator
+
+    @kopf.on.resume(*HEATSITES, registry=registry)
+    @kopf.on.create(*HEATSITES, registry=registry)
+    @kopf.on.update(*HEATSITES, field="spec", registry=registry)
+    async def heatsite_changed(body, memo, **_):
+        try:
+            site = parse_heatsite(dict(body))
+        except SpecError as exc:
+            raise kopf.PermanentError(str(exc)) from None
+        op(memo).store.set_site(site)
+        await op(memo).relabel(list(op(memo).store.node_labels))
+
+    @kopf.on.delete(*HEATSITES, registry=registry)
+    async def heatsite_deleted(name, memo, **_):
+        store = op(memo).store
+        members = [n for n, c in store.claims.items() if name in c]
+        store.delete_site(name)
+        op(memo).written.pop(name, None)
+        await op(memo).relabel(members)
+
+    @kopf.daemon(*HEATSITES, cancellation_timeout=5.0, registry=registry)
+    async def heatsite_telemetry(name, memo, stopped, **_):
+        while not stopped:
+            site = op(memo).store.sites.get(name)
+            if site is not None:
+                try:
+                    await op(memo).refresh(name)
+                except Exception:  # never let one bad refresh kill the daemon
+                    log.exception("telemetry refresh of %s failed", name)
+            await stopped.wait(site.spec.telemetry.refresh_seconds if site else 1.0)
+
+    @kopf.on.resume(*THERMALDEMANDS, registry=registry)
+    @kopf.on.create(*THERMALDEMANDS, registry=registry)
+    @kopf.on.update(*THERMALDEMANDS, field="spec", registry=registry)
+    async def thermaldemand_changed(body, memo, **_):
+        try:
+            demand = parse_thermaldemand(dict(body))
+        except SpecError as exc:
+            raise kopf.PermanentError(str(exc)) from None
+        op(memo).store.set_demand(demand)
+
+    @kopf.on.delete(*THERMALDEMANDS, optional=True, registry=registry)
+    async def thermaldemand_deleted(name, memo, **_):
+        op(memo).store.delete_demand(name)
+
+    @kopf.on.event("", "v1", "nodes", registry=registry)
+    async def node_event(event, name, memo, **_):
+        store = op(memo).store
+        if event["type"] == "DELETED":
+            store.delete_node(name)
+            return
+        store.set_node(name, dict(event["object"]["metadata"].get("labels") or {}))
+        await op(memo).relabel([name])
+
+    @kopf.on.event("", "v1", "pods", registry=registry)
+    async def pod_event(event, memo, **_):
+        body = event["object"]
+        meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status") or {}
+        uid = meta.get("uid")
+        if not uid or not spec:
+            return
+        gone = event["type"] == "DELETED" or status.get("phase") in TERMINATED
+        bound_before = uid in op(memo).store.pods
+        site = op(memo).store.set_pod(uid, spec.get("nodeName"), pod_cpu(spec), gone)
+        if not gone and spec.get("nodeName") and not bound_before:
+            await op(memo).annotate_placement(body, site)

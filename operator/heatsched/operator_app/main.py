@@ -1,0 +1,83 @@
+"""Wire the operator process together and run it.
+
+One process, one event loop: kopf's handlers fill the Store, the extender (aiohttp, started at kopf
+startup) reads its snapshot, and the admission webhook (kopf's own server) validates and mutates pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import kopf
+from aiohttp import web
+from kubernetes import client, config as kubeconfig
+
+from heatsched.extender.server import make_app
+from heatsched.operator_app import handlers, webhook
+from heatsched.operator_app.config import OperatorConfig
+from heatsched.operator_app.handlers import Operator
+from heatsched.telemetry.prometheus import PrometheusSource
+
+log = logging.getLogger("heatsched.operator")
+
+
+def api_client(kubeconfig_path: str | None) -> client.ApiClient:
+    if kubeconfig_path:
+        return kubeconfig.new_client_from_config(kubeconfig_path)
+    try:
+        kubeconfig.load_incluster_config()
+    except kubeconfig.ConfigException:
+        kubeconfig.load_kube_config()
+    return client.ApiClient()
+
+
+def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def operator_login(**kwargs):
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
+        settings.persistence.finalizer = "heatsched.io/finalizer"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="heatsched.io")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="heatsched.io", key="last-handled-configuration")
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.batching.worker_limit = 64
+        settings.execution.max_workers = 8
+        op: Operator = memo.operator
+        if cfg.extender_port:
+            app = make_app(lambda: op.store.snapshot, on_scored=lambda uid, ref, scores: op.remember_scores(uid, scores))
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, cfg.extender_host, cfg.extender_port).start()
+            memo.extender_runner = runner
+            log.info("extender listening on http://%s:%d/scheduler", cfg.extender_host, cfg.extender_port)
+        if cfg.webhook_port:
+            webhook.configure(settings, cfg, op)
+
+    @kopf.on.cleanup(registry=registry)
+    async def operator_cleanup(memo: kopf.Memo, **_):
+        runner = getattr(memo, "extender_runner", None)
+        if runner is not None:
+            await runner.cleanup()
+
+    handlers.register(registry)
+    if cfg.webhook_port:
+        webhook.register(registry)
+    return registry
+
+
+def run(cfg: OperatorConfig, kubeconfig_path: str | None = None) -> None:
+    if kubeconfig_path:
+        os.environ["KUBECONFIG"] = kubeconfig_path  # kopf's own login reads it too
+    api = api_client(kubeconfig_path)
+    op = Operator(cfg, PrometheusSource(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s), api)
+    registry = build_registry(cfg)
+    asyncio.run(kopf.operator(registry=registry, memo=kopf.Memo(operator=op), clusterwide=True,
+                              standalone=True))

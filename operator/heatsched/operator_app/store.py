@@ -1,0 +1,195 @@
+"""The operator's in-memory picture of the cluster, and the placement snapshot built from it.
+
+Why: kube-scheduler asks the extender about every pod, many times a second; the answer must come from
+memory. kopf handlers feed this store (sites, demands, node labels, bound pods, readings); the extender
+and the webhook only read `store.snapshot`. Everything runs on the operator's one event loop, so there are
+no locks; Prometheus is read elsewhere (off the loop) and only its results land here.
+
+Heat charged by recent bindings: a pod bound to a site after the site's view was computed adds its
+estimated IT power to `snapshot.pending_kw[site]` (pod CPU × the site's watts per CPU ÷ 1000); the next
+refresh recomputes the site's IT load from every bound pod and clears the charge. So a burst of pods does
+not all pile onto the coldest site before its temperature moves.
+
+Node membership: a node belongs to the sites whose spec selects it. Exactly one site → the node gets the
+site and country labels; none → no labels; two or more → a conflict: no country label (residency fails
+closed) and a condition on every claiming site. A node whose protected country label disagrees with its
+site is also treated as a conflict until the operator has relabelled it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from heatsched.models import HeatSite, ThermalDemand
+from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, NodeView, SiteView, Snapshot
+from heatsched.thermal import Reading, demand_now, site_view
+
+STATE_LABEL = "node-restriction.kubernetes.io/heatsched-thermal-state"
+
+
+@dataclass(slots=True)
+class BoundPod:
+    node: str
+    cpu: float
+
+
+@dataclass
+class Store:
+    sites: dict[str, HeatSite] = field(default_factory=dict)
+    demands: dict[str, ThermalDemand] = field(default_factory=dict)
+    node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    pods: dict[str, BoundPod] = field(default_factory=dict)  # uid -> where it runs
+    node_cpu: dict[str, float] = field(default_factory=dict)  # node -> CPU requested by bound pods
+    readings: dict[str, Reading | None] = field(default_factory=dict)
+    reading_errors: dict[str, tuple[str, str]] = field(default_factory=dict)  # site -> (reason, message)
+    live_demand: dict[str, float | None] = field(default_factory=dict)  # demand name -> live kW
+    claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> sites selecting it
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    explanations: dict[str, dict] = field(default_factory=dict)  # pod uid -> last scoring (for explain)
+    namespaces: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # name -> (annotations, labels)
+    clock: callable = field(default=time.time, repr=False)
+
+    # ---- membership --------------------------------------------------------------------------------
+    def _claims_of(self, node: str, labels: dict[str, str]) -> tuple[str, ...]:
+        return tuple(sorted(n for n, s in self.sites.items() if s.spec.selects(node, labels)))
+
+    def _node_view(self, node: str) -> NodeView:
+        claims = self.claims.get(node, ())
+        if not claims:
+            return NodeView(node)
+        if len(claims) > 1:
+            return NodeView(node, conflict=f"claimed by several sites: {', '.join(claims)}")
+        site = self.sites[claims[0]]
+        labelled = self.node_labels.get(node, {}).get(COUNTRY_LABEL)
+        if labelled != site.spec.country:
+            return NodeView(node, site=site.name,
+                            conflict=f"country label {labelled!r} does not match site {site.name} "
+                                     f"({site.spec.country}) yet")
+        return NodeView(node, site=site.name, country=site.spec.country)
+
+    def desired_labels(self, node: str) -> dict[str, str | None]:
+        """Protected labels the node should carry (None = remove)."""
+        claims = self.claims.get(node, ())
+        if len(claims) != 1:
+            return {SITE_LABEL: None, COUNTRY_LABEL: None, STATE_LABEL: None}
+        name = claims[0]
+        view = self.snapshot.sites.get(name)
+        return {SITE_LABEL: name, COUNTRY_LABEL: self.sites[name].spec.country,
+                STATE_LABEL: view.state.value if view else None}
+
+    def label_patch(self, node: str) -> dict[str, str | None]:
+        """The merge-patch of labels that brings a node to its desired labels ({} when it is there)."""
+        current = self.node_labels.get(node, {})
+        return {k: v for k, v in self.desired_labels(node).items() if current.get(k) != v}
+
+    def nodes_of(self, site: str) -> list[str]:
+        return sorted(n for n, c in self.claims.items() if c == (site,))
+
+    def conflicts_of(self, site: str) -> list[str]:
+        return sorted(n for n, c in self.claims.items() if site in c and len(c) > 1)
+
+    # ---- events ------------------------------------------------------------------------------------
+    def set_node(self, node: str, labels: dict[str, str]) -> None:
+        self.node_labels[node] = dict(labels)
+        self.claims[node] = self._claims_of(node, labels)
+        self.snapshot.nodes[node] = self._node_view(node)
+
+    def delete_node(self, node: str) -> None:
+        self.node_labels.pop(node, None)
+        self.claims.pop(node, None)
+        self.snapshot.nodes.pop(node, None)
+        self.node_cpu.pop(node, None)
+
+    def set_site(self, site: HeatSite) -> None:
+        self.sites[site.name] = site
+        self._reclaim()
+        self.refresh_site(site.name)
+
+    def delete_site(self, name: str) -> None:
+        self.sites.pop(name, None)
+        self.readings.pop(name, None)
+        self.reading_errors.pop(name, None)
+        self.snapshot.sites.pop(name, None)
+        self.snapshot.pending_kw.pop(name, None)
+        self._reclaim()
+
+    def _reclaim(self) -> None:
+        for node, labels in self.node_labels.items():
+            self.claims[node] = self._claims_of(node, labels)
+        self.snapshot.nodes = {n: self._node_view(n) for n in self.node_labels}
+
+    def set_demand(self, demand: ThermalDemand) -> None:
+        self.demands[demand.name] = demand
+
+    def delete_demand(self, name: str) -> None:
+        self.demands.pop(name, None)
+        self.live_demand.pop(name, None)
+
+    def set_pod(self, uid: str, node: str | None, cpu: float, terminated: bool) -> str | None:
+        """Track a pod; returns the site it was newly bound to (to charge and explain), else None."""
+        old = self.pods.get(uid)
+        if node is None or terminated:
+            self.delete_pod(uid)
+            return None
+        if old is not None and old.node == node:
+            return None
+        if old is not None:
+            self.delete_pod(uid)
+        self.pods[uid] = BoundPod(node, cpu)
+        self.node_cpu[node] = self.node_cpu.get(node, 0.0) + cpu
+        site = self.snapshot.nodes.get(node)
+        if site is None or site.site is None or site.site not in self.sites:
+            return None
+        name = site.site
+        kw = cpu * self.sites[name].spec.power.watts_per_cpu / 1000.0
+        self.snapshot.pending_kw[name] = self.snapshot.pending_kw.get(name, 0.0) + kw
+        return name
+
+    def delete_pod(self, uid: str) -> None:
+        old = self.pods.pop(uid, None)
+        if old is not None:
+            left = self.node_cpu.get(old.node, 0.0) - old.cpu
+            self.node_cpu[old.node] = max(0.0, left)
+
+    # ---- telemetry ---------------------------------------------------------------------------------
+    def set_reading(self, site: str, reading: Reading | None, error: tuple[str, str] | None = None) -> None:
+        self.readings[site] = reading
+        if error is None:
+            self.reading_errors.pop(site, None)
+        else:
+            self.reading_errors[site] = error
+
+    def it_load_kw(self, site: str) -> float:
+        spec = self.sites[site].spec
+        nodes = self.nodes_of(site)
+        cpu = sum(self.node_cpu.get(n, 0.0) for n in nodes)
+        return (cpu * spec.power.watts_per_cpu + len(nodes) * spec.power.idle_watts_per_node) / 1000.0
+
+    def demand_kw(self, site: str, now: datetime) -> float:
+        total = 0.0
+        for d in self.demands.values():
+            if d.spec.site_ref == site:
+                kw, _ = demand_now(d.spec, now, self.live_demand.get(d.name))
+                total += kw or 0.0
+        return total
+
+    def refresh_site(self, name: str, now: datetime | None = None) -> SiteView:
+        """Recompute a site's view from its latest reading; clears the heat charged by recent bindings."""
+        now = now or datetime.fromtimestamp(self.clock(), tz=timezone.utc)
+        site = self.sites[name]
+        view = site_view(site.spec, name, self.readings.get(name), now,
+                         demand_kw=self.demand_kw(name, now), it_load_kw=self.it_load_kw(name))
+        if name in self.reading_errors and not view.fresh:
+            reason, message = self.reading_errors[name]
+            view = _with_reason(view, f"{reason}: {message}")
+        self.snapshot.sites[name] = view
+        self.snapshot.pending_kw[name] = 0.0
+        return view
+
+
+def _with_reason(view: SiteView, reason: str) -> SiteView:
+    from dataclasses import replace
+
+    return replace(view, reason=reason[:1024])
