@@ -80,3 +80,36 @@ def namespace(api):
     core.create_namespace({"metadata": {"name": name}})
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def stack(cluster, api, tmp_path_factory):
+    """CRDs, example sites, kwok nodes, a real Prometheus and the operator process (local cluster only:
+    on an external cluster the operator would run in-cluster from the Helm chart)."""
+    if not getattr(cluster, "local", False):
+        pytest.skip("needs the local control plane (the operator and Prometheus run as local processes)")
+    from exporter import SettableExporter
+    from stack import Stack
+
+    exporter = SettableExporter().start()
+    s = Stack(cluster, api, exporter, tmp_path_factory.mktemp("stack"))
+    try:
+        s.up()
+        yield s
+    finally:
+        try:
+            s.down()
+        finally:
+            exporter.stop()
+
+
+@pytest.fixture
+def heat_namespace(api):
+    """A namespace opted into the heat-aware scheduler (heatsched.io/scheduling=heat-aware)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    name = f"heat-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"heatsched.io/scheduling": "heat-aware"}}})
+    yield name
+    core.delete_namespace(name)

@@ -24,7 +24,7 @@ import kopf
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from heatsched.extender.wire import WireError, parse_cpu_quantity
+from heatsched.extender.wire import V1Pod, WireError
 from heatsched.models import (
     GROUP, HEATSITE_PLURAL, THERMALDEMAND_PLURAL, VERSION, Condition, ConditionStatus, HeatSiteStatus, SpecError, ThermalDemandStatus,
     expand_query, parse_heatsite, parse_thermaldemand,
@@ -45,17 +45,11 @@ log = logging.getLogger("heatsched.operator")
 
 
 def pod_cpu(spec: dict[str, Any]) -> float:
-    """Effective CPU request: max(sum of containers, largest init container), like the scheduler."""
-    def total(containers):
-        out = 0.0
-        for c in containers or ():
-            try:
-                out += parse_cpu_quantity(((c.get("resources") or {}).get("requests") or {}).get("cpu", "0"))
-            except WireError:
-                pass
-        return out
-    init = max((total([c]) for c in spec.get("initContainers") or ()), default=0.0)
-    return max(total(spec.get("containers")), init)
+    """Effective CPU request as the scheduler counts it (sidecars, init containers, overhead); 0 if unreadable."""
+    try:
+        return V1Pod.model_validate({"spec": spec}).cpu_request()
+    except (ValueError, WireError):
+        return 0.0
 
 
 async def _call(fn, *args, **kwargs):

@@ -38,7 +38,10 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     def operator_login(**kwargs):
-        return kopf.login_via_client(**kwargs)
+        # KUBECONFIG is read at call time here (run() sets it from --kubeconfig); in-cluster otherwise
+        if os.environ.get("KUBECONFIG"):
+            return kopf.login_with_kubeconfig(**kwargs)
+        return kopf.login_with_service_account(**kwargs) or kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
     async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):

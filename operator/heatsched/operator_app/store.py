@@ -21,12 +21,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from heatsched.models import HeatSite, ThermalDemand
-from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, NodeView, SiteView, Snapshot
+from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, STATE_LABEL, NodeView, SiteView, Snapshot
 from heatsched.thermal import Reading, demand_now, site_view
-
-STATE_LABEL = "node-restriction.kubernetes.io/heatsched-thermal-state"
 
 
 @dataclass(slots=True)
@@ -168,6 +167,8 @@ class Store:
         return (cpu * spec.power.watts_per_cpu + len(nodes) * spec.power.idle_watts_per_node) / 1000.0
 
     def demand_kw(self, site: str, now: datetime) -> float:
+        """Sum of the site's demands; profiles are read in the building's local time."""
+        now = now.astimezone(ZoneInfo(self.sites[site].spec.time_zone))
         total = 0.0
         for d in self.demands.values():
             if d.spec.site_ref == site:

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 LABEL_PREFIX = "node-restriction.kubernetes.io/"
 SITE_LABEL = LABEL_PREFIX + "heatsched-site"
 COUNTRY_LABEL = LABEL_PREFIX + "heatsched-country"
+# The site's thermal state, mirrored on its nodes: a label change is a cluster event that makes
+# kube-scheduler retry pods it left pending when a tank was too hot.
+STATE_LABEL = LABEL_PREFIX + "heatsched-thermal-state"
 
 
 class ThermalState(str, enum.Enum):

@@ -1,0 +1,148 @@
+"""The heatsched stack on the local control plane, the way an admin runs it: `kubectl apply -f crds/ -f
+examples/`, kwok nodes in each site's pool, a real Prometheus scraping an exporter, and the operator
+(`heatsched operator`, a real process) serving the extender the heat-aware kube-scheduler calls and the
+admission webhook the apiserver calls.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+from kubernetes import client
+
+from heatsched.cluster.kwoknodes import kwok_node
+from heatsched.cluster.procs import Service, free_port, log_tail
+from heatsched.cluster.prometheus import PrometheusServer
+from heatsched.cluster.toolchain import Toolchain
+
+ROOT = Path(__file__).resolve().parent.parent
+SITES = ("montlucon-residence", "metz-hospital", "sarreguemines-factory", "frankfurt-office")
+REFRESH_S = 2  # e2e patches every example site to refresh this often
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout} s (last: {last!r})")
+
+
+class Stack:
+    def __init__(self, cluster, api: client.ApiClient, exporter, workdir: Path) -> None:
+        self.cluster, self.api, self.exporter, self.workdir = cluster, api, exporter, workdir
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.kubectl_bin = str(Toolchain.discover().path("kubectl"))
+        self.prometheus = PrometheusServer(workdir / "prometheus", {"exporter": [exporter.target]})
+        self.webhook_port = free_port()
+        self.operator: Service | None = None
+
+    # ---- plumbing ------------------------------------------------------------------------------------
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([self.kubectl_bin, f"--kubeconfig={self.cluster.kubeconfig}", *args], text=True,
+                              capture_output=True, check=check, input=input, timeout=60)
+
+    def extender_port(self) -> int:
+        return int(self.cluster.extender_url.rsplit(":", 1)[1].split("/")[0])
+
+    def start_operator(self, *, extender: bool = True) -> None:
+        argv = [sys.executable, "-m", "heatsched.cli", "operator", f"--kubeconfig={self.cluster.kubeconfig}",
+                f"--prometheus-url={self.prometheus.url}", f"--webhook-port={self.webhook_port}",
+                f"--extender-port={self.extender_port() if extender else 0}", "--status-heartbeat=3"]
+        self.operator = Service("operator", argv, self.workdir / "operator.log").start()
+        wait_for(lambda: self._webhook_ready(), 60, what="operator webhook configured")
+        if extender:
+            wait_for(lambda: self._extender_ready(), 30, what="extender healthz")
+
+    def stop_operator(self) -> None:
+        if self.operator is not None:
+            self.operator.stop()
+            self.operator = None
+
+    def _extender_ready(self) -> bool:
+        self.operator.check()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.extender_port()}/healthz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def _webhook_ready(self) -> bool:
+        self.operator.check()
+        adm = client.AdmissionregistrationV1Api(self.api)
+        try:
+            cfg = adm.read_mutating_webhook_configuration("heatsched.io")
+        except client.ApiException:
+            return False
+        return str(self.webhook_port) in (cfg.webhooks[0].client_config.url or "")
+
+    def operator_log(self) -> str:
+        return log_tail(self.workdir / "operator.log", 40)
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+    def up(self) -> "Stack":
+        for site in SITES:
+            self.exporter.set_temperature(site, 60.0)
+        self.prometheus.start()
+        self.kubectl("apply", "-f", str(ROOT / "crds"))
+        self.kubectl("wait", "--for=condition=Established", "crd/heatsites.heatsched.io",
+                     "crd/thermaldemands.heatsched.io", "--timeout=60s")
+        self.kubectl("apply", "-f", str(ROOT / "examples"))
+        for site in SITES:
+            self.custom.patch_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site,
+                                                    {"spec": {"telemetry": {"refreshSeconds": REFRESH_S}}})
+            for i in (1, 2):
+                self.core.create_node(kwok_node(f"{site}-{i}", pool=site, cpu="4"))
+        self.start_operator()
+        for site in SITES:
+            wait_for(lambda s=site: self.site_status(s).get("state") not in (None, "Unknown"), 60,
+                     what=f"{site} has a known state")
+        return self
+
+    def down(self) -> None:
+        self.stop_operator()
+        self.prometheus.stop()
+
+    # ---- reading ---------------------------------------------------------------------------------------
+    def site(self, name: str) -> dict:
+        return self.custom.get_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", name)
+
+    def site_status(self, name: str) -> dict:
+        return self.site(name).get("status") or {}
+
+    def node_labels(self, name: str) -> dict:
+        return self.core.read_node(name).metadata.labels or {}
+
+    def set_temperatures(self, temps: dict[str, float], wait_state: bool = True) -> None:
+        for site, t in temps.items():
+            self.exporter.set_temperature(site, t)
+        if wait_state:
+            for site, t in temps.items():
+                wait_for(lambda s=site, t=t: self.site_status(s).get("temperatureCelsius") == t, 20,
+                         what=f"{site} status at {t} °C")
+
+    def pod(self, namespace: str, name: str, *, cpu: str = "100m", annotations: dict | None = None,
+            scheduler: str | None = None, affinity: dict | None = None) -> dict:
+        spec = {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}]}
+        if scheduler:
+            spec["schedulerName"] = scheduler
+        if affinity:
+            spec["affinity"] = affinity
+        body = {"metadata": {"name": name, "annotations": annotations or {}}, "spec": spec}
+        return self.core.create_namespaced_pod(namespace, body)
+
+    def node_site(self, node: str) -> str:
+        return node.rsplit("-", 1)[0]
+
+
+def load_yaml(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]

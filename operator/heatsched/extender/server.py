@@ -1,0 +1,192 @@
+"""aiohttp application serving kube-scheduler's filter and prioritize verbs from the latest Snapshot.
+
+Why: this is the thin shell around placement.core. It reads the snapshot the operator keeps fresh (a cheap
+callable), never Prometheus or the Kubernetes API, so a call costs milliseconds and its answer depends
+only on that snapshot and the request.
+
+Endpoints:
+  POST /scheduler/filter      ExtenderArgs → ExtenderFilterResult
+  POST /scheduler/prioritize  ExtenderArgs → HostPriorityList (scores 0..10)
+  GET  /healthz               200 {"status": "ok", "sites": n, "nodes": m}; 503 when no snapshot
+
+Bad input and failures, chosen so residency never fails open:
+* malformed JSON, wrong types, a missing Pod, both or neither of Nodes/NodeNames, an oversized body → 400
+  with {"error": message}. kube-scheduler treats any non-200 as an extender error.
+* an invalid `heatsched.io/residency` annotation → 200, every node in FailedAndUnresolvableNodes with the
+  parse message (the pod is unschedulable until fixed; the message shows in its events).
+* an unexpected exception in filter → 200 with Error set. kube-scheduler then fails this scheduling
+  attempt and retries the pod later, unless the extender is configured `ignorable: true`, in which case it
+  skips the extender, and with it the residency check: configure the filter verb with `ignorable: false`.
+* an unexpected exception in prioritize → 200 with every node at 0 (equal scores change no ranking);
+  kube-scheduler ignores prioritize errors anyway.
+No path returns 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from aiohttp import web
+
+from heatsched.extender.wire import (
+    Decoded,
+    ExtenderArgs,
+    WireError,
+    decode_args,
+    encode_filter_result,
+    encode_priorities,
+    to_extender_priority,
+)
+from heatsched.placement.core import DEFAULT_PARAMS, NodeScore, ScoreParams, filter_nodes, score_nodes
+from heatsched.placement.model import COUNTRY_LABEL, PodRequest, Snapshot
+from heatsched.placement.residency import ResidencyError, effective_residency
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+OnScored = Callable[[str, str, list[NodeScore]], None]  # (pod uid, "namespace/name", scores)
+JSON = "application/json"
+
+
+def make_app(
+    snapshot: Callable[[], Snapshot],
+    *,
+    max_body_bytes: int = 8 * MiB,
+    on_scored: OnScored | None = None,
+    params: ScoreParams = DEFAULT_PARAMS,
+) -> web.Application:
+    """Build the extender application.
+
+    `snapshot` is called once per request and must be cheap (return the operator's current Snapshot).
+    `on_scored` is called synchronously after each prioritize with the scores, so `explain` can say why;
+    it must be fast, and its exceptions are logged and swallowed.
+    """
+    handlers = _Handlers(snapshot, on_scored, params, max_body_bytes)
+    app = web.Application(client_max_size=max_body_bytes)
+    app.router.add_post("/scheduler/filter", handlers.filter)
+    app.router.add_post("/scheduler/prioritize", handlers.prioritize)
+    app.router.add_get("/healthz", handlers.healthz)
+    return app
+
+
+class _Handlers:
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        on_scored: OnScored | None,
+        params: ScoreParams,
+        max_body_bytes: int,
+    ) -> None:
+        self._snapshot = snapshot
+        self._on_scored = on_scored
+        self._params = params
+        self._max = max_body_bytes
+
+    async def filter(self, request: web.Request) -> web.Response:
+        decoded = await self._decode(request)
+        if isinstance(decoded, web.Response):
+            return decoded
+        try:
+            body = self._filter(decoded)
+        except Exception as exc:  # noqa: BLE001 - answer, never crash; see module docstring
+            log.exception("filter failed")
+            body = encode_filter_result(error=f"heatsched extender internal error: {type(exc).__name__}: {exc}")
+        return web.Response(body=body, content_type=JSON)
+
+    async def prioritize(self, request: web.Request) -> web.Response:
+        decoded = await self._decode(request)
+        if isinstance(decoded, web.Response):
+            return decoded
+        names = decoded.args.candidate_names()
+        try:
+            scores = self._prioritize(decoded, names)
+        except Exception:  # noqa: BLE001 - neutral answer; kube-scheduler ignores prioritize errors
+            log.exception("prioritize failed")
+            scores = [0] * len(names)
+        return web.Response(body=encode_priorities(names, scores), content_type=JSON)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        try:
+            snap = self._snapshot()
+        except Exception as exc:  # noqa: BLE001
+            return web.json_response({"status": "no snapshot", "error": str(exc)}, status=503)
+        return web.json_response({"status": "ok", "sites": len(snap.sites), "nodes": len(snap.nodes)})
+
+    async def _decode(self, request: web.Request) -> Decoded | web.Response:
+        too_big = f"request body over the {self._max} byte limit"
+        if request.content_length is not None and request.content_length > self._max:
+            return _bad_request(too_big)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _bad_request(too_big)
+        try:
+            return decode_args(body)
+        except WireError as exc:
+            log.info("bad request on %s: %s", request.path, exc)
+            return _bad_request(str(exc))
+
+    def _filter(self, decoded: Decoded) -> bytes:
+        args = decoded.args
+        names = args.candidate_names()
+        try:
+            pod = _pod_request(args)
+        except ResidencyError as exc:
+            reason = str(exc)
+            unresolvable = dict.fromkeys(names, reason)
+            if args.cache_capable:
+                return encode_filter_result(node_names=[], unresolvable=unresolvable)
+            return encode_filter_result(nodes=[], unresolvable=unresolvable)
+        reported = None
+        if pod.residency is not None and args.nodes is not None:
+            reported = {
+                n.metadata.name: n.metadata.labels[COUNTRY_LABEL]
+                for n in args.nodes.items or ()
+                if n.metadata.labels and COUNTRY_LABEL in n.metadata.labels
+            }
+        result = filter_nodes(pod, names, self._snapshot(), reported_countries=reported)
+        if args.cache_capable:
+            return encode_filter_result(
+                node_names=result.feasible, failed=result.failed, unresolvable=result.unresolvable
+            )
+        keep = set(result.feasible)
+        items = [raw for name, raw in zip(names, decoded.raw_nodes or (), strict=True) if name in keep]
+        return encode_filter_result(nodes=items, failed=result.failed, unresolvable=result.unresolvable)
+
+    def _prioritize(self, decoded: Decoded, names: list[str]) -> list[int]:
+        args = decoded.args
+        try:
+            pod = _pod_request(args)
+        except ResidencyError:
+            return [0] * len(names)  # filter already made every node unresolvable
+        scores = score_nodes(pod, names, self._snapshot(), params=self._params)
+        if self._on_scored is not None:
+            meta = args.pod.metadata
+            try:
+                self._on_scored(meta.uid, f"{meta.namespace}/{meta.name}", scores)
+            except Exception:  # noqa: BLE001 - a bookkeeping hook must not change the answer
+                log.exception("on_scored hook failed")
+        scale: dict[float, int] = {}  # few distinct scores (about one per site): scale each once
+        priorities = []
+        for s in scores:
+            priority = scale.get(s.score)
+            if priority is None:
+                priority = scale[s.score] = to_extender_priority(s.score)
+            priorities.append(priority)
+        return priorities
+
+
+def _pod_request(args: ExtenderArgs) -> PodRequest:
+    """The core's view of the pod; the webhook has already copied any namespace default onto it."""
+    pod = args.pod
+    meta = pod.metadata
+    return PodRequest(
+        name=meta.name,
+        namespace=meta.namespace or "default",
+        residency=effective_residency(meta.annotations, None),
+        cpu_cores=pod.cpu_request(),
+    )
+
+
+def _bad_request(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=400)

@@ -1,0 +1,246 @@
+"""Where a pod may run (filter) and where it should run (score), decided from a Snapshot alone.
+
+Why a pure module: the scheduler extender, `explain`, the digital twin and the policy benchmark must all
+take the *same* decision from the same numbers, and the decision must be testable without a cluster.
+Nothing here does I/O or imports Kubernetes, kopf, Prometheus or HTTP code (tests/test_purity.py).
+
+Two principles, because the two concerns fail in opposite directions:
+
+* Residency fails CLOSED. It is a legal constraint: a node whose country heatsched cannot vouch for
+  (not in the snapshot, no trusted country label, claimed by two sites, label disagreeing with its site,
+  or with the scheduler's own copy of the label) is *unresolvable* for a pod with a residency.
+  A pod without residency has nothing to verify, so those nodes stay feasible (neutral score).
+* Heat fails OPEN. It is a preference plus a soft limit (an over-full tank dumps heat; it breaks nothing).
+  Only a *fresh* reading in state Saturated/Overheated filters a node, and only *resolvably* (the tank
+  cools down, so preemption or a retry can help). Unknown or stale state never filters; it scores 0.5.
+
+Score of a node on a fresh site with a temperature T (all per call, computed once per site)::
+
+    pod_kw    = cpu_cores · watts_per_cpu / 1000                   IT power the pod adds
+    charged   = max(pending_kw[site], 0) + pod_kw                  IT power not yet seen by the reading
+    C         = volume_l · 4.186 / 3600                            tank heat capacity, kWh/K
+    ΔT        = charged · recovery_efficiency · horizon_h / C      warming over the horizon (1 h)
+    need      = clamp((max_c − (T + ΔT)) / (max_c − min_c), 0, 1)  1 at/below the floor, 0 at the maximum
+    headroom  = clamp((absorbable_kw − charged) / absorbable_kw, 0, 1)   (0 when absorbable_kw ≤ 0)
+    score     = w · need + (1 − w) · headroom                      w = need_weight = 0.7
+
+Unknown state, stale reading, no temperature, nodes without a site, nodes unknown to the snapshot,
+conflicting nodes and invalid tank limits all score NEUTRAL = 0.5: better than a hot or full site,
+worse than a cold site with room. The score is monotone: a colder tank never scores lower and more
+pending load never scores higher. Same inputs give bit-identical scores; output order is input order;
+`ranked()` breaks ties by node name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from heatsched.placement.model import NodeView, PodRequest, SiteView, Snapshot, ThermalState
+from heatsched.placement.residency import format_residency
+
+NEUTRAL = 0.5
+WATER_KWH_PER_LITRE_KELVIN = 4.186 / 3600  # 4.186 kJ/(kg·K), 1 kg per litre
+
+
+@dataclass(frozen=True, slots=True)
+class FilterResult:
+    """Input nodes split three ways; the dicts map node name to a human reason."""
+
+    feasible: list[str]
+    failed: dict[str, str]  # resolvable: may pass later (a tank cools down)
+    unresolvable: dict[str, str]  # never for this pod (residency): preemption cannot help
+
+
+class NodeScore(NamedTuple):
+    """One node's score. A NamedTuple: immutable and about 5x cheaper to build than a frozen dataclass."""
+
+    node: str
+    site: str | None
+    score: float  # in [0, 1]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreParams:
+    """Tuning of the score formula (see the module docstring)."""
+
+    need_weight: float = 0.7  # share of "the tank wants heat" against "the tank can take it"
+    horizon_h: float = 1.0  # hours over which pending and new load warm the tank
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.need_weight <= 1.0:
+            raise ValueError(f"need_weight must be within [0, 1], got {self.need_weight}")
+        if not self.horizon_h > 0.0:
+            raise ValueError(f"horizon_h must be > 0, got {self.horizon_h}")
+
+
+DEFAULT_PARAMS = ScoreParams()
+_FEASIBLE, _FAILED, _UNRESOLVABLE = 0, 1, 2  # filter verdicts
+
+
+def filter_nodes(
+    pod: PodRequest,
+    node_names: Sequence[str],
+    snap: Snapshot,
+    *,
+    reported_countries: Mapping[str, str] | None = None,
+) -> FilterResult:
+    """Split `node_names` into feasible, failed (resolvable) and unresolvable, keeping input order.
+
+    Rules, first match wins: residency (only for a pod with one) — node unknown, in conflict, without a
+    trusted country, or whose label disagrees with its site → unresolvable; country outside the residency
+    → unresolvable; `reported_countries` (the country label as the caller saw it, e.g. on kube-scheduler's
+    Node objects) disagreeing with the snapshot → unresolvable. It is a cross-check only: it never makes
+    a node pass. Then heat: fresh Saturated/Overheated site → failed. Everything else is feasible.
+
+    The verdict depends on the node only through (site, country), so it is computed once per pair.
+    """
+    residency = pod.residency
+    wanted = (format_residency(residency) or "(none)") if residency is not None else ""
+    reported = reported_countries if residency is not None else None
+    nodes, sites = snap.nodes, snap.sites
+    memo: dict[tuple[str | None, str | None], tuple[int, str]] = {}
+    feasible: list[str] = []
+    failed: dict[str, str] = {}
+    unresolvable: dict[str, str] = {}
+    for name in node_names:
+        node = nodes.get(name)
+        if node is None or node.conflict:
+            kind, reason = _verdict(node, sites, residency, wanted)
+        else:
+            key = (node.site, node.country)
+            verdict = memo.get(key)
+            if verdict is None:
+                verdict = memo[key] = _verdict(node, sites, residency, wanted)
+            kind, reason = verdict
+            if reported and kind != _UNRESOLVABLE:
+                claimed = reported.get(name)
+                if claimed is not None and claimed != node.country:
+                    kind, reason = _UNRESOLVABLE, (
+                        f"scheduler sees country label {claimed!r} but heatsched's trusted label is "
+                        f"{node.country}: residency {wanted} cannot be verified"
+                    )
+        if kind == _FEASIBLE:
+            feasible.append(name)
+        elif kind == _FAILED:
+            failed[name] = reason
+        else:
+            unresolvable[name] = reason
+    return FilterResult(feasible, failed, unresolvable)
+
+
+def _verdict(
+    node: NodeView | None, sites: Mapping[str, SiteView], residency: frozenset[str] | None, wanted: str
+) -> tuple[int, str]:
+    """Residency first (fails closed), then heat (fails open); see filter_nodes."""
+    site = sites.get(node.site) if node is not None and node.site and not node.conflict else None
+    if residency is not None:
+        if node is None:
+            problem = "node unknown to heatsched (no trusted country label)"
+        elif node.conflict:
+            problem = f"node in conflict ({node.conflict})"
+        elif not node.country:
+            problem = "node has no trusted country label"
+        elif site is not None and site.country is not None and site.country != node.country:
+            problem = f"node labelled {node.country} but its site {site.name} is in {site.country}"
+        elif node.country not in residency:
+            return _UNRESOLVABLE, f"node in {node.country}, pod residency {wanted}"
+        else:
+            problem = ""
+        if problem:
+            return _UNRESOLVABLE, f"{problem}: residency {wanted} cannot be verified"
+    blocked = _heat_block(site) if site is not None else None
+    return (_FAILED, blocked) if blocked else (_FEASIBLE, "")
+
+
+def _heat_block(site: SiteView) -> str | None:
+    """Reason a fresh, saturated or overheated tank takes no new pod; None otherwise (fails open)."""
+    if not (site.fresh and site.state.blocks_new_pods):
+        return None
+    t, limit = site.temperature_c, site.tank.max_c
+    if t is None:
+        detail = site.reason or "no temperature"
+    elif site.state is ThermalState.OVERHEATED:
+        detail = f"tank at {t:.1f} °C ≥ max {limit:.1f} °C"
+    else:
+        detail = f"tank at {t:.1f} °C, within {limit - t:.1f} K of max {limit:.1f} °C"
+    return f"site {site.name} {site.state.value}: {detail}"
+
+
+def score_nodes(
+    pod: PodRequest,
+    node_names: Sequence[str],
+    snap: Snapshot,
+    *,
+    params: ScoreParams = DEFAULT_PARAMS,
+) -> list[NodeScore]:
+    """Score each node in [0, 1] (formula in the module docstring), in the order given.
+
+    Scores heat only: call filter_nodes first; a node's residency does not change its score.
+    """
+    nodes, sites = snap.nodes, snap.sites
+    per_site: dict[str, tuple[float, str]] = {}
+    out: list[NodeScore] = []
+    for name in node_names:
+        node = nodes.get(name)
+        if node is None:
+            out.append(NodeScore(name, None, NEUTRAL, "node unknown to heatsched: neutral"))
+        elif node.conflict:
+            out.append(NodeScore(name, None, NEUTRAL, f"node in conflict ({node.conflict}): neutral"))
+        elif not node.site:
+            out.append(NodeScore(name, None, NEUTRAL, "not on a heat site: neutral"))
+        else:
+            verdict = per_site.get(node.site)
+            if verdict is None:
+                site = sites.get(node.site)
+                verdict = per_site[node.site] = (
+                    _site_score(site, pod, snap.pending_kw.get(node.site, 0.0), params)
+                    if site is not None
+                    else (NEUTRAL, f"site {node.site} not in snapshot: neutral")
+                )
+            out.append(NodeScore(name, node.site, verdict[0], verdict[1]))
+    return out
+
+
+def _site_score(site: SiteView, pod: PodRequest, pending_kw: float, params: ScoreParams) -> tuple[float, str]:
+    tank, t = site.tank, site.temperature_c
+    prefix = f"site {site.name}"
+    if site.state is ThermalState.UNKNOWN:
+        return NEUTRAL, f"{prefix} state Unknown ({site.reason or 'no reading'}): neutral"
+    if not site.fresh:
+        return NEUTRAL, f"{prefix} reading stale (age {_age(site.reading_age_s)}): neutral"
+    if t is None:
+        return NEUTRAL, f"{prefix} has no temperature: neutral"
+    span = tank.max_c - tank.min_c
+    capacity = tank.volume_l * WATER_KWH_PER_LITRE_KELVIN
+    if not (span > 0 and capacity > 0):
+        return NEUTRAL, f"{prefix} tank limits invalid (min {tank.min_c}, max {tank.max_c}, {tank.volume_l} L): neutral"
+    pod_kw = max(pod.cpu_cores, 0.0) * site.watts_per_cpu / 1000.0
+    charged = max(pending_kw, 0.0) + pod_kw
+    rise = charged * site.recovery_efficiency * params.horizon_h / capacity
+    need = _clamp((tank.max_c - (t + rise)) / span)
+    absorbable = site.absorbable_kw
+    headroom = _clamp((absorbable - charged) / absorbable) if absorbable > 0 else 0.0
+    score = params.need_weight * need + (1.0 - params.need_weight) * headroom
+    if not 0.0 <= score <= 1.0:  # NaN from non-finite inputs
+        return NEUTRAL, f"{prefix} has non-finite inputs: neutral"
+    return score, (
+        f"{prefix} {site.state.value} at {t:.1f} °C (min {tank.min_c:g}, max {tank.max_c:g}), "
+        f"+{rise:.2f} K from {charged:.2f} kW charged: need {need:.2f}; "
+        f"headroom {headroom:.2f} of {absorbable:.1f} kW absorbable; score {score:.2f}"
+    )
+
+
+def _clamp(x: float) -> float:
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+
+
+def _age(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds:.0f} s"
+
+
+def ranked(scores: Sequence[NodeScore]) -> list[NodeScore]:
+    """Best first; equal scores ordered by node name, so a ranking never depends on input order."""
+    return sorted(scores, key=lambda s: (-s.score, s.node))

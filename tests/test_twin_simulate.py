@@ -1,0 +1,139 @@
+"""The policy benchmark: same trace for all, residency held, the core in the loop, outputs written."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heatsched.cli import main
+from heatsched.thermal import profile_kw
+from heatsched.twin.draw import DayFactorModel
+from heatsched.twin.policies import POLICY_NAMES, Cluster, Env, HeatAware, Policy
+from heatsched.twin.simulate import SimConfig, build_scenario, run_policy, simulate
+from heatsched.twin.sites import load_sites
+from heatsched.twin.trace import TraceParams, generate
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SMALL = SimConfig(days=1, step_s=120, seed=3)
+
+
+@pytest.fixture(scope="module")
+def sites():
+    return load_sites([EXAMPLES])
+
+
+@pytest.fixture(scope="module")
+def report(sites):
+    return simulate(sites, SMALL)
+
+
+def test_no_policy_breaks_residency_and_every_policy_sees_every_job(report):
+    jobs = len(report.scenario.jobs)
+    assert jobs > 100
+    assert [r.policy for r in report.results] == list(POLICY_NAMES)
+    for r in report.results:
+        assert r.metrics["residency_violations"] == 0, r.policy
+        assert r.metrics["jobs_placed"] + r.metrics["jobs_queued_at_end"] == jobs, r.policy
+    assert report.results[0].metrics["core_calls"] > 0  # heat-aware asked the placement core
+
+
+def test_the_scenario_depends_only_on_the_seed(sites):
+    a, b = build_scenario(sites, SMALL), build_scenario(sites, SMALL)
+    other = build_scenario(sites, SimConfig(days=1, step_s=120, seed=4))
+    assert [(j.arrival_s, j.cpu, j.residency) for j in a.jobs] == [(j.arrival_s, j.cpu, j.residency) for j in b.jobs]
+    assert np.array_equal(a.demand_kw, b.demand_kw)
+    assert not np.array_equal(a.demand_kw, other.demand_kw)
+
+
+def test_residency_violations_are_counted_independently_of_the_policy(sites):
+    class IgnoresResidency(Policy):
+        def choose(self, job, env):
+            for s in range(len(env.cluster.sites)):
+                n = env.cluster.freest(s, job.cpu)
+                if n is not None:
+                    return s, n
+            return None
+
+    scenario = build_scenario(sites, SMALL)
+    result = run_policy(scenario, "careless", factory=lambda sc, cl: IgnoresResidency())
+    assert result.metrics["residency_violations"] > 0
+
+
+def test_heat_aware_lets_the_core_keep_jobs_off_a_saturated_tank(sites):
+    scenario = build_scenario(sites, SMALL)
+    cluster = Cluster(scenario.sites, [2] * len(scenario.sites), 64)
+    policy = HeatAware(scenario.sites, cluster)
+    names = [s.name for s in scenario.sites]
+    hot = names.index("metz-hospital")
+    temps = [s.tank.min_c for s in scenario.sites]
+    temps[hot] = scenario.sites[hot].tank.max_c  # Overheated
+    env = Env(k=0, now=datetime(2025, 3, 3, 8), cluster=cluster, temperature_c=temps,
+              demand_kw=[5.0] * len(names), it_kw=[0.0] * len(names), step_s=60)
+    policy.start_step(env)
+    job = next(j for j in scenario.jobs if j.residency is None)
+    fr_job = next(j for j in scenario.jobs if j.residency == "FR")
+    assert policy.choose(job, env)[0] != hot
+    assert names[policy.choose(fr_job, env)[0]] in {"montlucon-residence", "sarreguemines-factory"}
+
+
+def test_trace_matches_its_utilization_and_splits_residency_by_capacity():
+    params = TraceParams(utilization=0.5)
+    jobs = generate(params, datetime(2025, 3, 3), 7 * 86400, {"FR": 900, "DE": 100}, seed=11)
+    busy = sum(j.cpu * j.duration_s for j in jobs) / (1000 * 7 * 86400)
+    assert busy == pytest.approx(0.5, rel=0.1)
+    restricted = [j for j in jobs if j.residency]
+    assert len(restricted) / len(jobs) == pytest.approx(0.7, abs=0.03)
+    assert sum(j.residency == "DE" for j in restricted) / len(restricted) == pytest.approx(0.1, abs=0.03)
+
+
+def test_day_factors_average_one_and_respect_the_cap():
+    model = DayFactorModel(sigma=0.2, heavy_prob=0.05, heavy_low=1.5, heavy_high=3.0, cap=2.5)
+    factors = model.draw(np.random.default_rng(0), 50_000)
+    assert factors.max() <= 2.5
+    assert factors.mean() == pytest.approx(1.0, abs=0.02)
+
+
+def test_demand_series_follows_the_manifest_profile(sites):
+    site = next(s for s in sites if s.name == "frankfurt-office")
+    demand = next(d for d in site.demands if d.kind.value == "SpaceHeating")
+    start = datetime(2025, 1, 4, 22)  # a Saturday evening: crosses into Sunday
+    series = demand.series(start, steps=6 * 60, step_s=60, day_factors=np.array([1.0, 2.0]))
+    for minute in (0, 90, 125, 300):
+        when = start + timedelta(minutes=minute)
+        factor = 1.0 if when.day == 4 else 2.0
+        assert series[minute] == pytest.approx(profile_kw(demand.profile, when) * factor)
+
+
+def test_cli_writes_json_and_plots(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    rc = main(["simulate", "--sites", str(EXAMPLES), "--days", "0.5", "--step", "300", "--seed", "2",
+               "--policies", "heat-aware,spreading", "--json", str(out), "--plots", str(tmp_path / "plots")])
+    assert rc == 0
+    assert "heat-aware − spreading" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert set(data["policies"]) == {"heat-aware", "spreading"}
+    for metrics in data["policies"].values():
+        assert {"coverage", "backup_kwh", "minutes_below_floor", "heat_dumped_kwh", "residency_violations",
+                "wait_mean_min", "wait_p95_min", "sites"} <= set(metrics)
+        assert 0 <= metrics["coverage"] <= data["energy_bound"] + 1e-9
+    for name in ("temperatures.png", "backup.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--policies", "fastest"], "unknown policies"),
+        (["--nodes", "0"], "nodes per site must be >= 1"),
+        (["--step", "7200"], "step must be at most 3600"),
+        (["--utilization", "1.5"], "utilization must be in (0, 1)"),
+        (["--loop-share", "1.2"], "loop share must be in (0, 1)"),
+    ],
+)
+def test_cli_rejects_bad_flags_with_a_message(argv, message, capsys):
+    assert main(["simulate", "--sites", str(EXAMPLES), *argv]) == 2
+    assert message in capsys.readouterr().err
