@@ -6,6 +6,7 @@ admission webhook the apiserver calls.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -57,7 +58,8 @@ class Stack:
     def start_operator(self, *, extender: bool = True) -> None:
         argv = [sys.executable, "-m", "heatsched.cli", "operator", f"--kubeconfig={self.cluster.kubeconfig}",
                 f"--prometheus-url={self.prometheus.url}", f"--webhook-port={self.webhook_port}",
-                f"--extender-port={self.extender_port() if extender else 0}", "--status-heartbeat=3"]
+                f"--extender-port={self.extender_port() if extender else 0}", "--status-heartbeat=3",
+                f"--webhook-cert-dir={self.workdir / 'webhook-tls'}"]
         self.operator = Service("operator", argv, self.workdir / "operator.log").start()
         wait_for(lambda: self._webhook_ready(), 60, what="operator webhook configured")
         if extender:
@@ -83,7 +85,13 @@ class Stack:
             cfg = adm.read_mutating_webhook_configuration("heatsched.io")
         except client.ApiException:
             return False
-        return str(self.webhook_port) in (cfg.webhooks[0].client_config.url or "")
+        if str(self.webhook_port) not in (cfg.webhooks[0].client_config.url or ""):
+            return False
+        try:  # the configuration may still be there from a previous run: is the server listening?
+            socket.create_connection(("127.0.0.1", self.webhook_port), timeout=1).close()
+            return True
+        except OSError:
+            return False
 
     def operator_log(self) -> str:
         return log_tail(self.workdir / "operator.log", 40)

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--webhook-host", default="127.0.0.1", help="admission webhook listen address")
     p.add_argument("--webhook-port", type=int, default=0, help="admission webhook port (0 disables it)")
     p.add_argument("--webhook-public-host", help="host name/IP the apiserver uses to reach the webhook")
-    p.add_argument("--webhook-cert-dir", help="directory with tls.crt and tls.key (default: self-signed)")
+    p.add_argument("--webhook-cert-dir", help="directory with tls.crt, tls.key (and ca.crt); a self-signed set is "
+                   "created there when empty (default: a new temporary one)")
     p.add_argument("--webhook-url", help="URL the apiserver calls (in-cluster Service); needs --webhook-cert-dir")
     p.add_argument("--no-manage-webhooks", action="store_true",
                    help="do not create the webhook configurations (the Helm chart ships them)")

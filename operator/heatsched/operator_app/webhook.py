@@ -266,18 +266,17 @@ def configure(settings: kopf.OperatorSettings, cfg: OperatorConfig, op) -> None:
     from heatsched.cluster.pki import serving_certificate
 
     public = cfg.webhook_public_host or cfg.webhook_host
-    if cfg.webhook_cert_dir:
-        certfile, keyfile = Path(cfg.webhook_cert_dir) / "tls.crt", Path(cfg.webhook_cert_dir) / "tls.key"
-        cafile = Path(cfg.webhook_cert_dir) / "ca.crt"
-        cafile = cafile if cafile.exists() else certfile
-    else:
-        directory = Path(tempfile.mkdtemp(prefix="heatsched-webhook-"))
+    directory = Path(cfg.webhook_cert_dir or tempfile.mkdtemp(prefix="heatsched-webhook-"))
+    cafile, certfile, keyfile = directory / "ca.crt", directory / "tls.crt", directory / "tls.key"
+    if not certfile.exists():  # no certificate given: make one (kept in the dir, so restarts reuse it)
+        directory.mkdir(parents=True, exist_ok=True)
         ca, cert, key = serving_certificate((public, cfg.webhook_host, "localhost"), common_name=public)
-        cafile, certfile, keyfile = directory / "ca.crt", directory / "tls.crt", directory / "tls.key"
         cafile.write_bytes(ca)
         certfile.write_bytes(cert + ca)
         keyfile.write_bytes(key)
         keyfile.chmod(0o600)
+    if not cafile.exists():  # a cert-manager style Secret without ca.crt: trust the chain itself
+        cafile = certfile
     server = kopf.WebhookServer(addr=cfg.webhook_host, port=cfg.webhook_port, host=public,
                                 certfile=str(certfile), pkeyfile=str(keyfile), cafile=str(cafile))
     settings.admission.managed = None
