@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from heatsched.placement.model import SITE_LABEL
 from heatsched.twin.exporter import Twin, create_app
-from heatsched.twin.live import LiveSite, SimClock
+from heatsched.twin.live import SimClock
 from heatsched.twin.loadsource import KubernetesLoadSource, StaticLoadSource, it_kw_by_site, node_sites
 from heatsched.twin.sites import load_sites
 
@@ -37,9 +37,8 @@ def sites():
 
 
 def make_twin(sites, kw: float = 20.0) -> Twin:
-    live = [LiveSite.start(s) for s in sites]
     load = StaticLoadSource({s.name: kw for s in sites})
-    return Twin(live, load, SimClock(datetime(2025, 1, 6, 7, 0), step_s=60, speed=60))
+    return Twin.from_sites(sites, load, start=datetime(2025, 1, 6, 7, 0), step_s=60, speed=60)
 
 
 @pytest.fixture
@@ -171,10 +170,11 @@ class FakeCoreApi:
 
 def test_kubernetes_source_sums_pod_requests_and_keeps_last_value_on_errors(sites):
     nodes = [{"metadata": {"name": "n1", "labels": {POOL: "metz-hospital"}}}]
-    pods = [
-        {"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [{"resources": {"requests": {"cpu": "1500m"}}}]}},
-        {"metadata": {"name": "q"}, "spec": {"nodeName": "n1", "containers": [{"resources": {"requests": {"cpu": "2"}}}]}},
-    ]
+    def pod(name: str, cpu: str) -> dict:
+        container = {"resources": {"requests": {"cpu": cpu}}}
+        return {"metadata": {"name": name}, "spec": {"nodeName": "n1", "containers": [container]}}
+
+    pods = [pod("p", "1500m"), pod("q", "2")]
     api = FakeCoreApi(nodes, pods)
     source = KubernetesLoadSource(sites, api, refresh_s=3600)
     assert source.refresh() is True

@@ -20,7 +20,8 @@ C_1500 = 1500 * 4.186 / 3600  # kWh/K of a 1500 L tank, by hand: 1.744166...
 
 
 def params(**overrides: float) -> TankParams:
-    base = dict(volume_l=1500, min_c=55, target_c=60, max_c=85, inlet_c=12, efficiency=0.95, backup_kw=30, ua_kw_per_k=0.0)
+    base = dict(volume_l=1500, min_c=55, target_c=60, max_c=85, inlet_c=12, efficiency=0.95, backup_kw=30,
+                ua_kw_per_k=0.0)
     return TankParams(**{**base, **overrides})
 
 

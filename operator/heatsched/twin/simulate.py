@@ -1,0 +1,361 @@
+"""The policy benchmark: one seeded week of jobs and hot-water demand, replayed under each placement policy.
+
+Why it exists: it answers the project's question with numbers — how much of the sites' hot-water demand do
+servers meet, and how much gas is burnt, when pods are placed heat-aware versus the usual ways — and it
+checks that no policy ever breaks residency.
+
+Scenario (identical for every policy): the sites' demand series (profiles × seeded day factors, draw.py), a
+cluster sized from the sites, and a job trace (trace.py). Cluster sizing: unless --nodes is given, each site
+gets enough `cores`-core nodes for its servers at full load to deliver `sizing` (1 by default) times its mean
+heat demand:
+
+    nodes = max(1, round(sizing · mean_demand_kw / (η · (cores · wattsPerCPU + idleWattsPerNode) / 1000)))
+
+Engine, per step k (length Δ, 60 s by default): finished jobs free their cores; jobs that arrived since the
+previous step join a FIFO queue; the policy places queued jobs in order (a job that does not fit waits, later
+jobs may still go: no head-of-line blocking, like kube-scheduler); then every tank advances with its site's IT
+power P = busy cores · wattsPerCPU + idle nodes. Decisions happen at step boundaries, so every job waits up
+to one step (Δ/2 on average) even on an empty cluster.
+
+Metrics per policy: share of demand met by server heat (served_by_it / demand, tank.py's colouring), backup
+kWh, minutes below the floor, heat dumped, residency violations (checked independently of the policy),
+mean and p95 wait, jobs still queued at the end. The energy bound: servers cannot meet more than the IT heat
+the trace produces, bound = min(1, (Σ job core-hours · max wattsPerCPU + idle) · η / demand).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from heatsched.twin.draw import days_spanned, litres40_per_step
+from heatsched.twin.policies import (
+    POLICY_NAMES,
+    BinPacking,
+    Cluster,
+    Env,
+    HeatAware,
+    Oracle,
+    Policy,
+    RandomPolicy,
+    Spreading,
+)
+from heatsched.twin.sites import SiteConfig
+from heatsched.twin.tank import TankState, step
+from heatsched.twin.trace import Job, TraceParams, generate
+
+DEFAULT_START = datetime(2025, 3, 3)  # a Monday in spring: space heating at its spring factor
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    days: float = 7.0
+    step_s: float = 60.0
+    seed: int = 1
+    start: datetime = DEFAULT_START
+    cores_per_node: int = 64
+    nodes: int | None = None  # per site; None = sized from demand (module docstring)
+    sizing: float = 1.0  # IT heat at full load / mean heat demand, when sizing nodes
+    trace: TraceParams = field(default_factory=TraceParams)
+
+    def __post_init__(self) -> None:
+        if not (self.days > 0 and self.step_s > 0 and self.cores_per_node > 0):
+            raise ValueError("days, step and cores per node must be > 0")
+        if self.nodes is not None and self.nodes < 1:
+            raise ValueError("nodes per site must be >= 1")
+        if not self.sizing > 0:
+            raise ValueError("sizing must be > 0")
+        if self.step_s > 3600:
+            raise ValueError("step must be at most 3600 s (profiles are hourly)")
+
+    @property
+    def steps(self) -> int:
+        return int(round(self.days * 86400 / self.step_s))
+
+
+def sized_nodes(site: SiteConfig, cores: int, sizing: float = 1.0) -> int:
+    """Nodes whose full-load heat is `sizing` × the site's mean demand (at least one)."""
+    full_kw = site.tank.efficiency * (cores * site.watts_per_cpu + site.spec.power.idle_watts_per_node) / 1000
+    return max(1, round(sizing * site.mean_demand_kw() / full_kw))
+
+
+@dataclass
+class Scenario:
+    config: SimConfig
+    sites: list[SiteConfig]
+    nodes: list[int]
+    demand_kw: np.ndarray  # [site, step] total heat demand
+    draw_l40: np.ndarray  # [site, step] litres at 40 °C drawn during the step
+    heat_kw: np.ndarray  # [site, step] kW demands (loop, process, space heating)
+    jobs: list[Job]
+
+    @property
+    def steps(self) -> int:
+        return self.config.steps
+
+    def demand_kwh(self) -> np.ndarray:
+        """Demand energy per site over the run."""
+        return self.demand_kw.sum(axis=1) * self.config.step_s / 3600
+
+
+def build_scenario(sites: Sequence[SiteConfig], config: SimConfig) -> Scenario:
+    sites = sorted(sites, key=lambda s: s.name)
+    steps, dt = config.steps, config.step_s
+    n_days = days_spanned(config.start, steps, dt)
+    rng = np.random.default_rng([config.seed, 0])
+    demand = np.zeros((len(sites), steps))
+    draw = np.zeros((len(sites), steps))
+    heat = np.zeros((len(sites), steps))
+    for i, site in enumerate(sites):
+        for d in site.demands:
+            kw = d.series(config.start, steps, dt, d.day_variation.draw(rng, n_days))
+            demand[i] += kw
+            if d.is_draw:
+                draw[i] += litres40_per_step(kw, site.tank.inlet_c, dt)
+            else:
+                heat[i] += kw
+    nodes = [config.nodes or sized_nodes(s, config.cores_per_node, config.sizing) for s in sites]
+    country_cores: dict[str, int] = {}
+    for s, n in zip(sites, nodes):
+        country_cores[s.country] = country_cores.get(s.country, 0) + n * config.cores_per_node
+    jobs = generate(config.trace, config.start, steps * dt, country_cores, seed=config.seed)
+    return Scenario(config, list(sites), nodes, demand, draw, heat, jobs)
+
+
+def make_policy(name: str, scenario: Scenario, cluster: Cluster) -> Policy:
+    if name == "heat-aware":
+        return HeatAware(scenario.sites, cluster)
+    if name == "spreading":
+        return Spreading()
+    if name == "bin-packing":
+        return BinPacking()
+    if name == "random":
+        return RandomPolicy(scenario.config.seed)
+    if name == "oracle":
+        return Oracle(scenario.sites, scenario.nodes, scenario.demand_kw)
+    raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
+
+
+@dataclass
+class PolicyResult:
+    policy: str
+    metrics: dict[str, Any]
+    sites: dict[str, dict[str, float]]
+    temperature_c: np.ndarray  # [site, step]
+    backup_kwh_cum: np.ndarray  # [step], all sites
+    seconds: float
+
+
+PolicyFactory = Callable[[Scenario, Cluster], Policy]
+
+
+def run_policy(
+    scenario: Scenario,
+    name: str,
+    progress: Callable[[float], None] | None = None,
+    factory: PolicyFactory | None = None,
+) -> PolicyResult:
+    """Replay the scenario under policy `name` (or the policy `factory` builds, reported as `name`)."""
+    began = time.perf_counter()
+    cfg, sites, steps, dt = scenario.config, scenario.sites, scenario.steps, scenario.config.step_s
+    cluster = Cluster(sites, scenario.nodes, cfg.cores_per_node)
+    policy = (factory or (lambda sc, cl: make_policy(name, sc, cl)))(scenario, cluster)
+    tanks = [TankState(temperature_c=s.tank.target_c) for s in sites]
+    idle_kw = [s.idle_kw(n) for s, n in zip(sites, scenario.nodes)]
+    wpc = [s.watts_per_cpu / 1000.0 for s in sites]
+    arrivals: list[list[Job]] = [[] for _ in range(steps + 1)]  # the last bucket: after the last decision
+    for job in scenario.jobs:
+        arrivals[min(steps, math.ceil(job.arrival_s / dt))].append(job)
+    residencies = {j.residency: j.pod.residency for j in scenario.jobs}  # annotation -> allowed countries
+    env = Env(
+        k=0, now=cfg.start, cluster=cluster, temperature_c=[t.temperature_c for t in tanks],
+        demand_kw=[0.0] * len(sites), it_kw=list(idle_kw), step_s=dt,
+        allowed={r: [i for i, s in enumerate(sites) if c is None or s.country in c] for r, c in residencies.items()},
+    )
+    demand_rows = scenario.demand_kw.T.tolist()
+    draw_rows, heat_rows = scenario.draw_l40.T.tolist(), scenario.heat_kw.T.tolist()
+    temps = np.empty((len(sites), steps), dtype=np.float32)
+    backup_cum = np.empty(steps)
+    running: list[tuple[int, int, int, int, int]] = []  # (end step, job id, site, node, cpu)
+    queue: list[Job] = []
+    waits: list[float] = []
+    violations = 0
+    for k in range(steps):
+        while running and running[0][0] <= k:
+            _, _, s, n, cpu = heapq.heappop(running)
+            cluster.release(s, n, cpu)
+        queue.extend(arrivals[k])
+        if queue:
+            env.k, env.now, env.demand_kw = k, cfg.start + timedelta(seconds=k * dt), demand_rows[k]
+            env.temperature_c = [t.temperature_c for t in tanks]
+            env.it_kw = [cluster.busy[i] * wpc[i] + idle_kw[i] for i in range(len(sites))]
+            policy.start_step(env)
+            waiting: list[Job] = []
+            smallest_failure: dict[str | None, int] = {}
+            for job in queue:
+                if job.cpu >= smallest_failure.get(job.residency, 1 << 30):
+                    waiting.append(job)  # a smaller job of the same residency already found no room
+                    continue
+                choice = policy.choose(job, env)
+                if choice is None:
+                    smallest_failure[job.residency] = job.cpu
+                    waiting.append(job)
+                    continue
+                s, n = choice
+                cluster.allocate(s, n, job.cpu)
+                policy.placed(job, s, env)
+                if job.pod.residency is not None and sites[s].country not in job.pod.residency:
+                    violations += 1  # checked here, whatever the policy believed
+                waits.append(k * dt - job.arrival_s)
+                heapq.heappush(running, (k + job.steps(dt), job.id, s, n, job.cpu))
+            queue = waiting
+        draws, heats = draw_rows[k], heat_rows[k]
+        total_backup = 0.0
+        for i, site in enumerate(sites):
+            tank = tanks[i]
+            step(site.tank, tank, dt, cluster.busy[i] * wpc[i] + idle_kw[i], draws[i], heats[i])
+            temps[i, k] = tank.temperature_c
+            total_backup += tank.backup_kwh
+        backup_cum[k] = total_backup
+        if progress is not None and k % 1440 == 0:
+            progress(k / steps)
+    if progress is not None:
+        progress(1.0)
+    queued = len(queue) + len(arrivals[steps])
+    seconds = time.perf_counter() - began
+    return _result(scenario, name, tanks, temps, backup_cum, waits, violations, queued, policy, seconds)
+
+
+def _result(
+    scenario: Scenario, name: str, tanks: list[TankState], temps: np.ndarray, backup_cum: np.ndarray,
+    waits: list[float], violations: int, queued: int, policy: Policy, seconds: float,
+) -> PolicyResult:
+    demand = scenario.demand_kwh()
+    per_site = {
+        s.name: {
+            "demand_kwh": float(demand[i]),
+            "served_by_it_kwh": t.served_by_it_kwh,
+            "coverage": t.served_by_it_kwh / demand[i] if demand[i] > 0 else 0.0,
+            "backup_kwh": t.backup_kwh,
+            "heat_dumped_kwh": t.dumped_kwh,
+            "it_heat_kwh": t.it_kwh,
+            "minutes_below_floor": t.seconds_below_min / 60,
+            "mean_temperature_c": float(temps[i].mean()),
+        }
+        for i, (s, t) in enumerate(zip(scenario.sites, tanks))
+    }
+    w = np.asarray(waits) / 60 if waits else np.zeros(1)
+    metrics = {
+        "coverage": sum(t.served_by_it_kwh for t in tanks) / demand.sum() if demand.sum() > 0 else 0.0,
+        "backup_kwh": sum(t.backup_kwh for t in tanks),
+        "minutes_below_floor": sum(t.seconds_below_min for t in tanks) / 60,
+        "heat_dumped_kwh": sum(t.dumped_kwh for t in tanks),
+        "residency_violations": violations,
+        "wait_mean_min": float(w.mean()),
+        "wait_p95_min": float(np.percentile(w, 95)),
+        "jobs_placed": len(waits),
+        "jobs_queued_at_end": queued,
+        "seconds": seconds,
+    }
+    if isinstance(policy, HeatAware):
+        metrics["core_calls"] = policy.calls
+    return PolicyResult(name, metrics, per_site, temps, backup_cum, seconds)
+
+
+def energy_bound(scenario: Scenario) -> float:
+    """min(1, IT heat the trace can produce / demand): no placement can do better (module docstring)."""
+    cfg, sites = scenario.config, scenario.sites
+    horizon = scenario.steps * cfg.step_s
+    core_hours = sum(min(j.duration_s, max(0.0, horizon - j.arrival_s)) * j.cpu for j in scenario.jobs) / 3600
+    eta = max(s.tank.efficiency for s in sites)
+    it_kwh = core_hours * max(s.watts_per_cpu for s in sites) / 1000
+    idle_kwh = sum(s.idle_kw(n) for s, n in zip(sites, scenario.nodes)) * horizon / 3600
+    return min(1.0, (it_kwh + idle_kwh) * eta / scenario.demand_kwh().sum())
+
+
+@dataclass
+class Report:
+    scenario: Scenario
+    results: list[PolicyResult]
+    bound: float
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        cfg = self.scenario.config
+        return {
+            "config": {
+                "days": cfg.days, "step_s": cfg.step_s, "seed": cfg.seed, "start": cfg.start.isoformat(),
+                "cores_per_node": cfg.cores_per_node, "nodes": cfg.nodes, "sizing": cfg.sizing,
+                "trace": {k: getattr(cfg.trace, k) for k in cfg.trace.__slots__},
+            },
+            "sites": {
+                s.name: {"country": s.country, "nodes": n, "mean_demand_kw": s.mean_demand_kw(),
+                         "backup_kw": s.tank.backup_kw, "demand_kwh": float(e)}
+                for s, n, e in zip(self.scenario.sites, self.scenario.nodes, self.scenario.demand_kwh())
+            },
+            "jobs": len(self.scenario.jobs),
+            "energy_bound": self.bound,
+            "seconds": self.seconds,
+            "policies": {r.policy: {**r.metrics, "sites": r.sites} for r in self.results},
+        }
+
+    def table(self) -> str:
+        oracle = next((r.metrics["coverage"] for r in self.results if r.policy == "oracle"), None)
+        head = (f"{'policy':<12} {'coverage':>8} {'vs oracle':>9} {'backup kWh':>10} {'<floor min':>10} "
+                f"{'dumped kWh':>10} {'violations':>10} {'wait mean':>9} {'wait p95':>8} {'queued':>6}")
+        lines = [head, "-" * len(head)]
+        for r in self.results:
+            m = r.metrics
+            rel = f"{m['coverage'] / oracle:9.1%}" if oracle else f"{'-':>9}"
+            lines.append(
+                f"{r.policy:<12} {m['coverage']:8.1%} {rel} {m['backup_kwh']:10.0f} {m['minutes_below_floor']:10.0f} "
+                f"{m['heat_dumped_kwh']:10.0f} {m['residency_violations']:10d} {m['wait_mean_min']:8.1f}m "
+                f"{m['wait_p95_min']:7.1f}m {m['jobs_queued_at_end']:6d}"
+            )
+        by_name = {r.policy: r.metrics["coverage"] for r in self.results}
+        if "heat-aware" in by_name and "spreading" in by_name:
+            gain = 100 * (by_name["heat-aware"] - by_name["spreading"])
+            lines.append(f"heat-aware − spreading: {gain:+.1f} points")
+        cfg = self.scenario.config
+        lines.append(
+            f"{len(self.scenario.jobs)} jobs, {len(self.scenario.sites)} sites, {sum(self.scenario.nodes)} nodes, "
+            f"{cfg.days:g} days from {cfg.start:%Y-%m-%d} at {cfg.step_s:g} s steps, seed {cfg.seed}; "
+            f"energy bound on coverage {self.bound:.1%}; {self.seconds:.1f} s"
+        )
+        return "\n".join(lines)
+
+
+def simulate(
+    sites: Sequence[SiteConfig], config: SimConfig, policies: Sequence[str] = POLICY_NAMES, progress: bool = False
+) -> Report:
+    began = time.perf_counter()
+    unknown = [p for p in policies if p not in POLICY_NAMES]
+    if unknown:
+        raise ValueError(f"unknown policies {unknown}; known: {', '.join(POLICY_NAMES)}")
+    scenario = build_scenario(sites, config)
+    results = []
+    for name in policies:
+        bar = _ProgressBar(name) if progress else None
+        results.append(run_policy(scenario, name, bar))
+    return Report(scenario, results, energy_bound(scenario), time.perf_counter() - began)
+
+
+class _ProgressBar:
+    """`policy [#####.....] 50%` on stderr, redrawn in place."""
+
+    def __init__(self, label: str, width: int = 30) -> None:
+        self.label, self.width = label, width
+
+    def __call__(self, done: float) -> None:
+        filled = int(done * self.width)
+        end = "\n" if done >= 1 else ""
+        sys.stderr.write(f"\r{self.label:<12} [{'#' * filled}{'.' * (self.width - filled)}] {done:4.0%}{end}")
+        sys.stderr.flush()
