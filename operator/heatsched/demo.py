@@ -1,0 +1,252 @@
+"""`heatsched demo`: the whole product on the embedded example sites, in a few minutes, on this machine.
+
+What runs (all real, all on loopback, all torn down at the end):
+- the local control plane (etcd, kube-apiserver, controller-manager, kwok, default and heat-aware kube-schedulers);
+- the digital twin of the four example sites (`heatsched twin serve`), heated by the pods the cluster binds to
+  each site's nodes (time accelerated), scraped by a real Prometheus;
+- the heatsched operator (telemetry, node labels, scheduler extender, admission webhook);
+- a workload: batch jobs from two tenants, `tenant-fr` (namespace residency FR) and `tenant-any`
+  (unrestricted), created and deleted as they finish.
+Every few seconds it prints each site's tank, state, pods and heat; at the end, heat served by servers vs
+backup, and a residency audit of every placement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT_CANDIDATES = (Path.cwd(), Path(__file__).resolve().parents[2])
+
+
+def _examples() -> Path:
+    for root in ROOT_CANDIDATES:
+        if (root / "examples").is_dir() and (root / "crds").is_dir():
+            return root
+    raise SystemExit("heatsched demo needs the repository's crds/ and examples/: run it from the repository root")
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.t0 = time.monotonic()
+        self.services = []
+        self.cp = None
+        self.prometheus = None
+        self.rng = random.Random(args.seed)
+        self.jobs: dict[tuple[str, str], float] = {}  # (namespace, name) -> end time
+        self.placed: dict[tuple[str, str], str] = {}  # -> node
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.1f} s] {text}", flush=True)
+
+    # ---- set-up --------------------------------------------------------------------------------------
+    def up(self) -> None:
+        from kubernetes import client, config
+
+        from heatsched.cluster.controlplane import ControlPlane
+        from heatsched.cluster.kwoknodes import kwok_node
+        from heatsched.cluster.procs import Service, free_port
+        from heatsched.cluster.prometheus import PrometheusServer
+        from heatsched.cluster.toolchain import Toolchain
+        from heatsched.models import load_manifest
+
+        root = _examples()
+        self.cp = ControlPlane(name="demo").up()
+        self.api = config.new_client_from_config(str(self.cp.kubeconfig))
+        self.core, self.custom = client.CoreV1Api(self.api), client.CustomObjectsApi(self.api)
+        version = client.VersionApi(self.api).get_code().git_version
+        self.say(f"control plane up: kube-apiserver {version}, kube-scheduler x2 (default, heat-aware), kwok")
+        kubectl = str(Toolchain.discover().path("kubectl"))
+        run = lambda *a: __import__("subprocess").run([kubectl, f"--kubeconfig={self.cp.kubeconfig}", *a],
+                                                      check=True, capture_output=True, text=True)
+        run("apply", "-f", str(root / "crds"))
+        run("wait", "--for=condition=Established", "crd/heatsites.heatsched.io", "crd/thermaldemands.heatsched.io")
+        run("apply", "-f", str(root / "examples"))
+        self.sites = [o for p in sorted((root / "examples").glob("*.yaml")) for o in load_manifest(p)
+                      if type(o).__name__ == "HeatSite"]
+        for site in self.sites:
+            self.custom.patch_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site.name,
+                                                    {"spec": {"telemetry": {"refreshSeconds": 2}}})
+            for i in range(self.args.nodes_per_site):
+                self.core.create_node(kwok_node(f"{site.name}-{i}", pool=site.name, cpu=str(self.args.cpu_per_node)))
+        self.say(f"{len(self.sites)} HeatSites applied from examples/, {self.args.nodes_per_site} kwok nodes each: "
+                 + ", ".join(f"{s.name} ({s.spec.country})" for s in self.sites))
+
+        work = self.cp.workdir
+        twin_port = free_port()
+        self.twin_url = f"http://127.0.0.1:{twin_port}"
+        py = [sys.executable, "-m", "heatsched.cli"]
+        self.services.append(Service("twin", py + [
+            "twin", "serve", "--sites", str(root / "examples"), "--host", "127.0.0.1", "--port", str(twin_port),
+            "--speed", str(self.args.speed), "--load", "kubernetes", "--kubeconfig", str(self.cp.kubeconfig),
+            "--refresh", "2", "--initial-temperature", "57", "--seed", str(self.args.seed)], work / "twin.log").start())
+        self._wait_http(f"{self.twin_url}/healthz", "twin")
+        self.prometheus = PrometheusServer(work / "prometheus", {"twin": [f"127.0.0.1:{twin_port}"]}).start()
+        self.say(f"digital twin at {self.twin_url} (x{self.args.speed:g} time), Prometheus at {self.prometheus.url}")
+        ext_port = int(self.cp.extender_url.rsplit(":", 1)[1].split("/")[0])
+        self.services.append(Service("operator", py + [
+            "operator", f"--kubeconfig={self.cp.kubeconfig}", f"--prometheus-url={self.prometheus.url}",
+            f"--extender-port={ext_port}", f"--webhook-port={free_port()}",
+            f"--webhook-cert-dir={work / 'webhook-tls'}", "--status-heartbeat=5"], work / "operator.log").start())
+        self._wait_http(f"http://127.0.0.1:{ext_port}/healthz", "operator extender")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = [self._status(s.name).get("state") for s in self.sites]
+            if all(s not in (None, "Unknown") for s in states):
+                break
+            time.sleep(0.5)
+        self.say("operator up: sites have live thermal states; admission webhook and extender serving")
+        for name, annotations in (("tenant-fr", {"heatsched.io/residency": "FR"}), ("tenant-any", {})):
+            self.core.create_namespace({"metadata": {"name": name, "annotations": annotations,
+                                                     "labels": {"heatsched.io/scheduling": "heat-aware"}}})
+        time.sleep(1)
+        self.say("tenants: tenant-fr (residency FR, heat-aware), tenant-any (unrestricted, heat-aware)")
+
+    def _wait_http(self, url: str, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for svc in self.services:
+                svc.check()
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"{what} not ready at {url}")
+
+    def _status(self, site: str) -> dict:
+        return self.custom.get_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site).get("status") or {}
+
+    def _twin(self) -> dict:
+        with urllib.request.urlopen(f"{self.twin_url}/sites", timeout=2) as r:
+            return json.load(r)
+
+    # ---- workload ------------------------------------------------------------------------------------
+    def submit(self, n: int) -> None:
+        for _ in range(n):
+            ns = "tenant-fr" if self.rng.random() < self.args.fr_share else "tenant-any"
+            name = f"job-{len(self.jobs) + len(self.placed):04d}-{self.rng.randrange(1 << 16):04x}"
+            cpu = self.rng.choice(self.args.job_cpus)
+            self.core.create_namespaced_pod(ns, {"metadata": {"name": name}, "spec": {
+                "containers": [{"name": "work", "image": "busybox", "resources": {"requests": {"cpu": str(cpu)}}}],
+                "terminationGracePeriodSeconds": 0}})
+            self.jobs[(ns, name)] = time.monotonic() + self.rng.uniform(*self.args.job_seconds)
+
+    def reap(self) -> None:
+        now = time.monotonic()
+        for (ns, name), end in list(self.jobs.items()):
+            pod = None
+            if (ns, name) not in self.placed:
+                pod = self.core.read_namespaced_pod(name, ns)
+                if pod.spec.node_name:
+                    self.placed[(ns, name)] = pod.spec.node_name
+            if end <= now and (ns, name) in self.placed:
+                self.core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+                del self.jobs[(ns, name)]
+
+    def table(self) -> None:
+        twin = {s["site"]: s for s in self._twin()["sites"]}
+        running: dict[str, int] = {}
+        for key, node in self.placed.items():
+            if key in self.jobs:
+                site = node.rsplit("-", 1)[0]
+                running[site] = running.get(site, 0) + 1
+        pending = sum(1 for k in self.jobs if k not in self.placed)
+        print(f"         sim {self._twin()['simTime'][5:16]}  pending {pending}")
+        print(f"         {'site':24} {'cc':2} {'tank °C':>7} {'state':11} {'pods':>4} {'IT kW':>6} "
+              f"{'served kWh':>10} {'backup kWh':>10}")
+        for site in self.sites:
+            t, st = twin[site.name], self._status(site.name)
+            print(f"         {site.name:24} {site.spec.country:2} {t['temperatureC']:7.1f} "
+                  f"{st.get('state', '?'):11} {running.get(site.name, 0):4d} {t['itKW']:6.2f} "
+                  f"{t['servedByITKWh']:10.1f} {t['backupKWh']:10.1f}", flush=True)
+
+    def run(self) -> int:
+        self.up()
+        end = time.monotonic() + self.args.duration
+        next_table = 0.0
+        while time.monotonic() < end:
+            self.submit(self.args.jobs_per_tick)
+            self.reap()
+            if time.monotonic() >= next_table:
+                self.say("status")
+                self.table()
+                next_table = time.monotonic() + self.args.table_every
+            time.sleep(2)
+        self.reap()
+        return self.summary()
+
+    def summary(self) -> int:
+        from heatsched.placement.model import COUNTRY_LABEL
+
+        self.say("summary")
+        self.table()
+        labels = {n.metadata.name: (n.metadata.labels or {}) for n in self.core.list_node().items}
+        fr = [(k, node) for k, node in self.placed.items() if k[0] == "tenant-fr"]
+        violations = [k for k, node in fr if labels.get(node, {}).get(COUNTRY_LABEL) != "FR"]
+        print(f"         placements: {len(self.placed)} ({len(fr)} with residency FR); residency violations: "
+              f"{len(violations)}")
+        twin = self._twin()["sites"]
+        served, backup = sum(s["servedByITKWh"] for s in twin), sum(s["backupKWh"] for s in twin)
+        demand = served + backup
+        if demand > 0:
+            print(f"         hot-water heat: {served:.1f} kWh from servers, {backup:.1f} kWh from backup "
+                  f"({100 * served / demand:.0f} % from servers) over {self._twin()['simTime'][5:16]} simulated")
+        sample = next(iter(k for k in self.placed if k in self.jobs), None)
+        if sample is not None:
+            from heatsched.explain import render
+
+            pod = self.core.read_namespaced_pod(sample[1], sample[0])
+            print("         heatsched explain " + sample[1] + " -n " + sample[0] + ":")
+            print("\n".join("           " + line for line in render(pod, []).splitlines()))
+        return 1 if violations else 0
+
+    def down(self) -> None:
+        for svc in reversed(self.services):
+            svc.stop()
+        if self.prometheus is not None:
+            self.prometheus.stop()
+        if self.cp is not None:
+            self.cp.down()
+        self.say("everything stopped and cleaned up")
+
+
+def _run(args: argparse.Namespace) -> int:
+    demo = Demo(args)
+    try:
+        code = demo.run()
+        if args.keep:
+            demo.say(f"--keep: cluster stays up until Ctrl-C; export KUBECONFIG={demo.cp.kubeconfig}")
+            while True:
+                time.sleep(3600)
+        return code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        demo.down()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the whole stack on the example sites for a few minutes",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=90, help="seconds of workload (default 90)")
+    p.add_argument("--speed", type=float, default=240, help="twin time acceleration (default 240: 1 s = 4 min)")
+    p.add_argument("--nodes-per-site", type=int, default=3, help="kwok nodes per site (default 3)")
+    p.add_argument("--cpu-per-node", type=int, default=256,
+                   help="CPU of each kwok node (default 256: a boiler site's rack is ~1 000 cores, ~10 kW)")
+    p.add_argument("--job-cpus", type=int, nargs="+", default=(8, 16, 32, 64), metavar="CPU",
+                   help="CPU requests jobs draw from (default 8 16 32 64)")
+    p.add_argument("--jobs-per-tick", type=int, default=3, help="jobs submitted every 2 s (default 3)")
+    p.add_argument("--job-seconds", type=float, nargs=2, default=(20, 60), metavar=("MIN", "MAX"),
+                   help="job run time range in seconds (default 20 60)")
+    p.add_argument("--fr-share", type=float, default=0.6, help="share of jobs with residency FR (default 0.6)")
+    p.add_argument("--table-every", type=float, default=15, help="seconds between status tables (default 15)")
+    p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    p.add_argument("--keep", action="store_true", help="keep everything running at the end until Ctrl-C")
+    p.set_defaults(func=_run)
