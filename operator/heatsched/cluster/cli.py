@@ -57,6 +57,7 @@ def _env(args: argparse.Namespace) -> int:
     if bins:
         print(f"export PATH={bins}:$PATH")
     print(f"export HEATSCHED_EXTENDER_URL={data['extender_url']}")
+    print(f"export HEATSCHED_EXTENDER_PORT={data['ports']['extender']}")
     return 0
 
 

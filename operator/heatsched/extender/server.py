@@ -15,8 +15,9 @@ Bad input and failures, chosen so residency never fails open:
 * an invalid `heatsched.io/residency` annotation → 200, every node in FailedAndUnresolvableNodes with the
   parse message (the pod is unschedulable until fixed; the message shows in its events).
 * an unexpected exception in filter → 200 with Error set. kube-scheduler then fails this scheduling
-  attempt and retries the pod later, unless the extender is configured `ignorable: true`, in which case it
-  skips the extender, and with it the residency check: configure the filter verb with `ignorable: false`.
+  attempt and retries the pod later, unless the extender is configured `ignorable: true` (heatsched's
+  profile is), in which case it skips the extender. Residency still holds then: the admission webhook's
+  required node affinity is enforced by kube-scheduler itself; this filter is the second lock.
 * an unexpected exception in prioritize → 200 with every node at 0 (equal scores change no ranking);
   kube-scheduler ignores prioritize errors anyway.
 No path returns 500.
