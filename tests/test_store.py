@@ -1,0 +1,101 @@
+"""The operator's store: membership, conflicts, labels to write, heat charged by recent bindings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from heatsched.models import load_manifest
+from heatsched.operator_app.handlers import meaningful
+from heatsched.operator_app.store import Store
+from heatsched.models import HeatSiteStatus
+from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, STATE_LABEL, ThermalState
+from heatsched.thermal import Reading
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+POOL = "node-restriction.kubernetes.io/heatsched-pool"
+NOW = datetime(2026, 1, 12, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store() -> Store:
+    s = Store(clock=lambda: NOW.timestamp())
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for obj in load_manifest(path):
+            (s.set_site if type(obj).__name__ == "HeatSite" else s.set_demand)(obj)
+    return s
+
+
+def test_a_node_in_one_site_gets_site_country_and_state_labels(store):
+    store.set_node("m1", {POOL: "montlucon-residence"})
+    assert store.label_patch("m1") == {SITE_LABEL: "montlucon-residence", COUNTRY_LABEL: "FR", STATE_LABEL: "Unknown"}
+    view = store.snapshot.nodes["m1"]
+    assert view.site == "montlucon-residence" and view.country is None and view.conflict  # not labelled yet
+    store.set_node("m1", {POOL: "montlucon-residence", **store.desired_labels("m1")})
+    assert store.snapshot.nodes["m1"].country == "FR" and store.snapshot.nodes["m1"].conflict is None
+    assert store.label_patch("m1") == {}
+
+
+def test_a_node_claimed_by_two_sites_has_no_country_and_a_conflict(store):
+    store.set_node("m1", {POOL: "montlucon-residence", COUNTRY_LABEL: "FR", SITE_LABEL: "montlucon-residence"})
+    frankfurt = store.sites["frankfurt-office"]
+    store.set_site(type(frankfurt)(frankfurt.name, frankfurt.spec.model_copy(update={"node_names": ["m1"]})))
+    assert store.label_patch("m1") == {SITE_LABEL: None, COUNTRY_LABEL: None}
+    assert "several sites" in store.snapshot.nodes["m1"].conflict
+    assert store.conflicts_of("montlucon-residence") == ["m1"] and store.nodes_of("montlucon-residence") == []
+
+
+def test_a_node_leaving_its_pool_loses_its_labels(store):
+    store.set_node("m1", {POOL: "montlucon-residence", COUNTRY_LABEL: "FR", SITE_LABEL: "montlucon-residence"})
+    store.set_node("m1", {COUNTRY_LABEL: "FR", SITE_LABEL: "montlucon-residence"})
+    assert store.label_patch("m1") == {SITE_LABEL: None, COUNTRY_LABEL: None}
+
+
+def test_a_binding_is_charged_to_its_site_until_the_next_refresh(store):
+    store.set_node("m1", {POOL: "montlucon-residence", COUNTRY_LABEL: "FR"})
+    store.set_reading("montlucon-residence", Reading(50.0, NOW - timedelta(seconds=5)))
+    before = store.refresh_site("montlucon-residence", NOW)
+    assert store.set_pod("uid-1", "m1", cpu=10.0, terminated=False) == "montlucon-residence"
+    assert store.snapshot.pending_kw["montlucon-residence"] == pytest.approx(10 * 12 / 1000)
+    assert store.set_pod("uid-1", "m1", cpu=10.0, terminated=False) is None  # same binding: charged once
+    after = store.refresh_site("montlucon-residence", NOW)
+    assert store.snapshot.pending_kw["montlucon-residence"] == 0.0
+    assert after.it_load_kw - before.it_load_kw == pytest.approx(0.12)
+    store.set_pod("uid-1", None, cpu=10.0, terminated=True)
+    assert store.node_cpu["m1"] == 0.0
+
+
+def test_no_reading_is_unknown_never_zero_degrees(store):
+    store.set_reading("metz-hospital", None, ("Unreachable", "Prometheus at x unreachable"))
+    view = store.refresh_site("metz-hospital", NOW)
+    assert view.state is ThermalState.UNKNOWN and view.temperature_c is None
+    assert view.reason.startswith("Unreachable")
+
+
+def test_demand_profiles_follow_the_sites_local_clock(store):
+    # 06:00 UTC in January is 07:00 in Paris: the morning peak hour of the Montluçon profile
+    dhw = store.demands["montlucon-residence-dhw"].spec.profile
+    local_hour_kw = dhw.hourly_kw[7] * dhw.weekday_factors[0] * dhw.season_factors.winter
+    utc_hour_kw = dhw.hourly_kw[6] * dhw.weekday_factors[0] * dhw.season_factors.winter
+    total = store.demand_kw("montlucon-residence", datetime(2026, 1, 12, 6, 30, tzinfo=timezone.utc))
+    loop = store.demands["montlucon-residence-loop"].spec.profile
+    loop_kw = loop.hourly_kw[7] * loop.weekday_factors[0] * loop.season_factors.winter
+    assert total == pytest.approx(local_hour_kw + loop_kw)
+    assert local_hour_kw != pytest.approx(utc_hour_kw)
+
+
+@pytest.mark.parametrize("change, patch", [
+    ({}, False),
+    ({"temperature_celsius": 60.1}, False),
+    ({"temperature_celsius": 60.3}, True),
+    ({"state": ThermalState.SATURATED}, True),
+    ({"nodes": ["a", "b"]}, True),
+    ({"temperature_celsius": None}, True),
+    ({"absorbable_kw": 10.2}, False),
+    ({"absorbable_kw": 11.0}, True),
+])
+def test_status_is_patched_only_on_a_meaningful_change(change, patch):
+    old = HeatSiteStatus(temperature_celsius=60.0, state=ThermalState.COMFORTABLE, absorbable_kw=10.0, nodes=["a"])
+    assert meaningful(old, old.model_copy(update=change), step_k=0.2) is patch
