@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from kubernetes import client
 
 from heatsched.cluster.kwoknodes import kwok_node
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+from stack import wait_for
 
 
 def test_server_reports_pinned_kubernetes_version(api, cluster):
