@@ -6,6 +6,7 @@ admission webhook the apiserver calls.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import yaml
 from kubernetes import client
 
+from heatsched.cluster.controlplane import render_scheduler_config
 from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.cluster.procs import Service, free_port, log_tail
 from heatsched.cluster.prometheus import PrometheusServer
@@ -45,7 +47,11 @@ class Stack:
         self.kubectl_bin = str(Toolchain.discover().path("kubectl"))
         self.prometheus = PrometheusServer(workdir / "prometheus", {"exporter": [exporter.target]})
         self.webhook_port = free_port()
+        self.webhook_host = os.environ.get("HEATSCHED_E2E_WEBHOOK_HOST", "127.0.0.1")
         self.operator: Service | None = None
+        self.scheduler: Service | None = None
+        # an external cluster (kind) has no heat-aware scheduler: this suite runs one, calling a local extender
+        self.extender_url = getattr(cluster, "extender_url", None) or f"http://127.0.0.1:{free_port()}/scheduler"
 
     # ---- plumbing ------------------------------------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
@@ -53,13 +59,24 @@ class Stack:
                               capture_output=True, check=check, input=input, timeout=60)
 
     def extender_port(self) -> int:
-        return int(self.cluster.extender_url.rsplit(":", 1)[1].split("/")[0])
+        return int(self.extender_url.rsplit(":", 1)[1].split("/")[0])
+
+    def start_heat_aware_scheduler(self) -> None:
+        cfg = self.workdir / "heat-aware-scheduler.yaml"
+        cfg.write_text(yaml.safe_dump(render_scheduler_config(str(self.cluster.kubeconfig), self.extender_url)))
+        binary = str(Toolchain.discover().path("kube-scheduler"))
+        self.scheduler = Service("heat-aware-scheduler", [
+            binary, f"--config={cfg}", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
+            f"--authentication-kubeconfig={self.cluster.kubeconfig}",
+            f"--authorization-kubeconfig={self.cluster.kubeconfig}"], self.workdir / "heat-aware-scheduler.log").start()
 
     def start_operator(self, *, extender: bool = True) -> None:
         argv = [sys.executable, "-m", "heatsched.cli", "operator", f"--kubeconfig={self.cluster.kubeconfig}",
                 f"--prometheus-url={self.prometheus.url}", f"--webhook-port={self.webhook_port}",
                 f"--extender-port={self.extender_port() if extender else 0}", "--status-heartbeat=3",
                 f"--webhook-cert-dir={self.workdir / 'webhook-tls'}"]
+        if self.webhook_host != "127.0.0.1":
+            argv += ["--webhook-host=0.0.0.0", f"--webhook-public-host={self.webhook_host}"]
         self.operator = Service("operator", argv, self.workdir / "operator.log").start()
         wait_for(lambda: self._webhook_ready(), 60, what="operator webhook configured")
         if extender:
@@ -98,6 +115,8 @@ class Stack:
 
     # ---- lifecycle -----------------------------------------------------------------------------------
     def up(self) -> "Stack":
+        if not getattr(self.cluster, "extender_url", None):
+            self.start_heat_aware_scheduler()
         for site in SITES:
             self.exporter.set_temperature(site, 60.0)
         self.prometheus.start()
@@ -119,6 +138,8 @@ class Stack:
     def down(self) -> None:
         self.stop_operator()
         self.prometheus.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
 
     # ---- reading ---------------------------------------------------------------------------------------
     def site(self, name: str) -> dict:

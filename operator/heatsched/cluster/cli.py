@@ -22,7 +22,7 @@ def _up(args: argparse.Namespace) -> int:
     workdir = state_root() / args.name
     cp = ControlPlane(name=args.name, workdir=workdir, advertise_address=args.advertise_address,
                       extender_url=args.extender_url, node_identities=tuple(args.node_identity or ()),
-                      owns_workdir=True)
+                      heat_aware_scheduler=not args.no_heat_aware_scheduler, owns_workdir=True)
     try:
         cp.up(timeout=args.timeout)
     except MissingBinary as exc:
@@ -83,6 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="heat-aware extender URL prefix (default: a free loopback port, see `env`)")
     up.add_argument("--node-identity", action="append", metavar="NODE",
                     help="also mint a kubelet-like token for system:node:NODE (repeatable)")
+    up.add_argument("--no-heat-aware-scheduler", action="store_true",
+                    help="start only the default kube-scheduler (a plain cluster, as kind gives you)")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each service")
     up.set_defaults(func=_up)
     down = verbs.add_parser("down", help="stop a local control plane and delete its files")

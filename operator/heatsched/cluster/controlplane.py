@@ -55,6 +55,7 @@ class ControlPlane:
     advertise_address: str = "127.0.0.1"
     extender_url: str | None = None  # default: http://127.0.0.1:<free port>/scheduler
     node_identities: tuple[str, ...] = ()  # kubelet-like tokens (system:node:<name>) for spoofing tests
+    heat_aware_scheduler: bool = True  # False: a plain cluster, like a fresh kind cluster
     toolchain: Toolchain = field(default_factory=Toolchain.discover)
     services: list[Service] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
@@ -151,15 +152,16 @@ class ControlPlane:
                 "--manage-nodes-with-label-selector=", "--cidr=10.0.0.1/16", "--node-ip=10.0.0.1",
                 "--node-lease-duration-seconds=40", f"--server-address=127.0.0.1:{p['kwok']}",
             ], logs)
-            for name, cfg, port in (("kube-scheduler", vanilla_cfg, p["scheduler"]),
-                                    ("heat-aware-scheduler", heat_cfg, p["heat_scheduler"])):
+            schedulers = [("kube-scheduler", vanilla_cfg, p["scheduler"])]
+            if self.heat_aware_scheduler:
+                schedulers.append(("heat-aware-scheduler", heat_cfg, p["heat_scheduler"]))
+            for name, cfg, port in schedulers:
                 self._start(name, [
                     binaries["kube-scheduler"], f"--config={cfg}", "--bind-address=127.0.0.1",
                     f"--secure-port={port}", f"--authentication-kubeconfig={configs[SCHEDULER.user]}",
                     f"--authorization-kubeconfig={configs[SCHEDULER.user]}",
                 ], logs)
-            for name, port in (("kube-controller-manager", p["controller_manager"]),
-                               ("kube-scheduler", p["scheduler"]), ("heat-aware-scheduler", p["heat_scheduler"])):
+            for name, _, port in [("kube-controller-manager", None, p["controller_manager"]), *schedulers]:
                 self._wait(name, f"https://127.0.0.1:{port}/healthz", timeout, insecure=True)
             time.sleep(0.5)
             for svc in self.services:
