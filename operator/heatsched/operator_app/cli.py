@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "created there when empty (default: a new temporary one)")
     p.add_argument("--webhook-url", help="URL the apiserver calls (in-cluster Service); needs --webhook-cert-dir")
     p.add_argument("--no-manage-webhooks", action="store_true",
-                   help="do not create the webhook configurations (the Helm chart ships them)")
+                   help="do not create the webhook configurations (you manage them; see webhook_configurations())")
     p.add_argument("--status-heartbeat", type=float, default=60.0,
                    help="rewrite HeatSite status at least this often, seconds (default 60)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

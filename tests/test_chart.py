@@ -1,0 +1,366 @@
+"""The Helm chart charts/heatsched, rendered by the pinned helm binary: what `helm template` prints is what
+a cluster gets, so these tests read the rendered objects, not the templates.
+
+They prove the chart cannot drift from the repository's single sources of truth (crds/, the scheduler
+profile in heatsched/data, the operator's CLI and webhook configuration name), that RBAC grants exactly
+what the code calls, and that values.schema.json refuses bad values before anything is rendered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+
+from heatsched.cluster.toolchain import MissingBinary, Toolchain, pinned_versions
+from heatsched.operator_app import cli as operator_cli
+from heatsched.operator_app.webhook import CONFIG_NAME
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "heatsched"
+DATA_SCHEDULER = REPO / "operator" / "heatsched" / "data" / "heat-aware-scheduler.yaml"
+KUBE_VERSION = pinned_versions()["KUBERNETES_VERSION"]
+RELEASE, NAMESPACE = "heatsched", "heatsched-system"
+STANDARD_LABELS = ("helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io/instance",
+                   "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "app.kubernetes.io/component")
+
+
+@functools.cache
+def helm() -> str:
+    try:
+        return str(Toolchain.discover().path("helm"))
+    except MissingBinary as exc:
+        pytest.skip(f"helm is not built: {exc}")
+
+
+def run_helm(*args: str) -> subprocess.CompletedProcess:
+    # --kube-version: a helm built from Go modules without release ldflags defaults to Kubernetes v1.20
+    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=60)
+
+
+@functools.cache
+def _render(sets: tuple[str, ...], release: str, namespace: str) -> tuple[dict, ...]:
+    args = ["template", release, str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION]
+    for s in sets:
+        args += ["--set-json", s]
+    out = run_helm(*args)
+    assert out.returncode == 0, out.stderr
+    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+
+
+def render(*sets: str, release: str = RELEASE, namespace: str = NAMESPACE) -> list[dict]:
+    """Rendered objects; each `sets` item is a `--set-json` KEY=JSON."""
+    return list(_render(tuple(sets), release, namespace))
+
+
+def find(objs: list[dict], kind: str, name: str | None = None) -> list[dict]:
+    return [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objs: list[dict], kind: str, name: str | None = None) -> dict:
+    found = find(objs, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {[o['metadata']['name'] for o in found]}"
+    return found[0]
+
+
+def deployment(objs: list[dict], component: str) -> dict:
+    return next(o for o in find(objs, "Deployment")
+                if o["metadata"]["labels"]["app.kubernetes.io/component"] == component)
+
+
+def pod_templates(objs: list[dict]) -> list[tuple[str, dict]]:
+    return [(f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]) for o in objs
+            if o["kind"] in ("Deployment", "Job")]
+
+
+def rule_set(rules: list[dict]) -> set[tuple]:
+    """(apiGroup, resource, verb, resourceName or '*') for every combination a rule list grants."""
+    return {(g, r, v, n) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]
+            for v in rule["verbs"] for n in rule.get("resourceNames", ["*"])}
+
+
+def grants(objs: list[dict], kind: str, name: str) -> set[tuple]:
+    return rule_set(one(objs, kind, name)["rules"])
+
+
+# ---- lint and sources of truth -------------------------------------------------------------------------
+def test_helm_lint_is_clean():
+    out = run_helm("lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout, out.stdout
+
+
+def test_chart_crds_are_byte_identical_to_the_rendered_crds():
+    ours = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    theirs = {p.name: p.read_bytes() for p in (REPO / "crds").glob("*.yaml")}
+    assert ours.keys() == theirs.keys()
+    stale = [name for name in theirs if ours[name] != theirs[name]]
+    assert not stale, f"{stale} differ: run `heatsched crds --out charts/heatsched/crds`"
+
+
+def test_chart_scheduler_profile_is_a_byte_identical_copy_of_the_data_file():
+    assert (CHART / "files" / DATA_SCHEDULER.name).read_bytes() == DATA_SCHEDULER.read_bytes(), (
+        "run `cp operator/heatsched/data/heat-aware-scheduler.yaml charts/heatsched/files/`")
+
+
+def test_scheduler_image_is_the_pinned_kubernetes_version():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["scheduler"]["image"]["tag"] == KUBE_VERSION
+
+
+@pytest.mark.parametrize("release, namespace, host", [
+    ("heatsched", "heatsched-system", "heatsched.heatsched-system.svc"),
+    ("prod", "boilers", "prod-heatsched.boilers.svc"),
+])
+def test_scheduler_configmap_is_the_data_file_with_in_cluster_kubeconfig_and_service_url(release, namespace, host):
+    objs = render(release=release, namespace=namespace)
+    (text,) = one(objs, "ConfigMap")["data"].values()
+    rendered = yaml.safe_load(text)
+    expected = yaml.safe_load(DATA_SCHEDULER.read_text())
+    expected["clientConnection"]["kubeconfig"] = ""
+    for ext in expected["extenders"]:
+        ext["urlPrefix"] = f"http://{host}:8888/scheduler"
+    assert rendered == expected
+    service = one(objs, "Service")
+    assert f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc" == host
+    assert {"name": "extender", "port": 8888, "targetPort": "extender", "protocol": "TCP"} in service["spec"]["ports"]
+
+
+def test_extender_weight_and_timeout_values_reach_the_scheduler_configuration():
+    def extender_and_checksum(*sets):
+        objs = render(*sets)
+        (text,) = one(objs, "ConfigMap")["data"].values()
+        (ext,) = yaml.safe_load(text)["extenders"]
+        return ext, deployment(objs, "scheduler")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    default, default_checksum = extender_and_checksum()
+    tuned, tuned_checksum = extender_and_checksum("scheduler.extender.weight=3",
+                                                  'scheduler.extender.httpTimeout="500ms"')
+    assert (default["weight"], default["httpTimeout"]) == (10, "2s")
+    assert (tuned["weight"], tuned["httpTimeout"]) == (3, "500ms")
+    assert tuned_checksum != default_checksum  # a new configuration restarts kube-scheduler
+
+
+def test_scheduler_mounts_the_configmap_at_the_path_it_is_started_with():
+    objs = render()
+    dep = deployment(objs, "scheduler")
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    config_arg = next(a for a in container["command"] if a.startswith("--config="))
+    path = Path(config_arg.split("=", 1)[1])
+    mount = next(m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent)
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    configmap = one(objs, "ConfigMap")
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    assert path.name in configmap["data"]
+    assert container["image"] == f"registry.k8s.io/kube-scheduler:{KUBE_VERSION}"
+
+
+# ---- the operator Deployment speaks the operator's CLI ----------------------------------------------------
+def operator_args(objs: list[dict]) -> argparse.Namespace:
+    """The operator container's args, parsed by the real `heatsched operator` parser (unknown flags fail)."""
+    parser = argparse.ArgumentParser(prog="heatsched", exit_on_error=False)
+    operator_cli.register(parser.add_subparsers(dest="command"))
+    (container,) = deployment(objs, "operator")["spec"]["template"]["spec"]["containers"]
+    return parser.parse_args(container["args"])
+
+
+def test_operator_args_are_accepted_by_the_cli_and_point_at_the_release_service():
+    objs = render('prometheus.url="http://prom.example:9090"')
+    args = operator_args(objs)
+    assert args.command == "operator"
+    assert args.prometheus_url == "http://prom.example:9090"
+    assert (args.extender_host, args.extender_port) == ("0.0.0.0", 8888)
+    assert (args.webhook_host, args.webhook_port) == ("0.0.0.0", 9443)
+    assert args.webhook_url == "https://heatsched.heatsched-system.svc:443"
+    assert args.webhook_cert_dir == "/tls" and not args.no_manage_webhooks
+
+
+def test_service_ports_reach_the_container_ports_the_operator_listens_on():
+    objs = render()
+    args = operator_args(objs)
+    (container,) = deployment(objs, "operator")["spec"]["template"]["spec"]["containers"]
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container_ports == {"extender": args.extender_port, "webhook": args.webhook_port}
+    service_ports = {p["port"]: container_ports[p["targetPort"]] for p in one(objs, "Service")["spec"]["ports"]}
+    assert service_ports == {8888: 8888, 443: 9443}
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "extender"}
+    selector = one(objs, "Service")["spec"]["selector"]
+    assert selector.items() <= deployment(objs, "operator")["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_webhook_disabled_drops_its_flags_port_secret_rbac_and_cleanup_hook():
+    objs = render("webhook.enabled=false")
+    args = operator_args(objs)
+    assert (args.webhook_port, args.webhook_url, args.webhook_cert_dir) == (0, None, None)
+    assert [p["name"] for p in one(objs, "Service")["spec"]["ports"]] == ["extender"]
+    assert not find(objs, "Secret") and not find(objs, "Job")
+    assert not {g for g, *_ in grants(objs, "ClusterRole", "heatsched")} & {"admissionregistration.k8s.io"}
+
+
+# ---- labels and pod security ---------------------------------------------------------------------------------
+VARIANTS = [(), ("webhook.certManager.enabled=true",), ("scheduler.enabled=false",), ("webhook.enabled=false",)]
+
+
+@pytest.mark.parametrize("sets", VARIANTS, ids=lambda s: ",".join(s) or "defaults")
+def test_every_object_and_pod_carries_the_standard_labels(sets):
+    objs = render(*sets)
+    missing = {f"{o['kind']}/{o['metadata']['name']}": [k for k in STANDARD_LABELS
+                                                        if k not in o["metadata"].get("labels", {})] for o in objs}
+    missing.update({f"{name} pods": [k for k in STANDARD_LABELS if k not in tpl["metadata"]["labels"]]
+                    for name, tpl in pod_templates(objs)})
+    assert {k: v for k, v in missing.items() if v} == {}
+    assert {o["metadata"]["labels"]["app.kubernetes.io/instance"] for o in objs} == {RELEASE}
+
+
+def test_every_container_runs_restricted():
+    objs = render()
+    assert len(pod_templates(objs)) == 3  # operator, scheduler, webhook cleanup hook
+    for name, tpl in pod_templates(objs):
+        pod = tpl["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert (sc["readOnlyRootFilesystem"], sc["allowPrivilegeEscalation"], sc["capabilities"]) == (
+                True, False, {"drop": ["ALL"]}), name
+            assert "memory" in c["resources"]["limits"], name
+    (operator,) = deployment(objs, "operator")["spec"]["template"]["spec"]["containers"]
+    assert operator["resources"]["limits"]["memory"] == "256Mi"
+
+
+def test_placement_values_reach_each_deployment_separately():
+    toleration = {"key": "heatsched.io/control", "operator": "Exists", "effect": "NoSchedule"}
+    objs = render('operator.nodeSelector={"pool":"ops"}', f'operator.tolerations=[{json.dumps(toleration)}]',
+                  'scheduler.nodeSelector={"pool":"sched"}',
+                  'scheduler.affinity={"podAntiAffinity":{"preferredDuringSchedulingIgnoredDuringExecution":[]}}')
+    op, sched = (deployment(objs, c)["spec"]["template"]["spec"] for c in ("operator", "scheduler"))
+    assert (op["nodeSelector"], op["tolerations"], "affinity" in op) == ({"pool": "ops"}, [toleration], False)
+    assert (sched["nodeSelector"], "tolerations" in sched) == ({"pool": "sched"}, False)
+    assert "podAntiAffinity" in sched["affinity"]
+    hook = one(objs, "Job")["spec"]["template"]["spec"]  # runs where the operator may run
+    assert (hook["nodeSelector"], hook["tolerations"]) == ({"pool": "ops"}, [toleration])
+
+
+def test_scheduler_disabled_renders_no_scheduler_objects():
+    objs = render("scheduler.enabled=false")
+    assert {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in objs} == {"operator", "webhook-cleanup"}
+    assert not find(objs, "ConfigMap") and not find(objs, "RoleBinding")
+
+
+# ---- RBAC: exactly what the code calls ----------------------------------------------------------------------
+def test_operator_cluster_role_grants_exactly_what_the_operator_uses():
+    read = ("get", "list", "watch")
+    expected = {
+        *{("heatsched.io", r, v, "*") for r in ("heatsites", "thermaldemands") for v in (*read, "patch", "update")},
+        *{("heatsched.io", f"{r}/status", v, "*") for r in ("heatsites", "thermaldemands")
+          for v in ("get", "patch", "update")},
+        *{("", "nodes", v, "*") for v in (*read, "patch")},
+        *{("", "pods", v, "*") for v in (*read, "patch")},
+        *{("", "namespaces", v, "*") for v in read},
+        *{("", "events", v, "*") for v in ("create", "patch")},
+        *{("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in read},
+        *{("admissionregistration.k8s.io", f"{k}webhookconfigurations", v, n) for k in ("mutating", "validating")
+          for v, n in (("create", "*"), ("get", CONFIG_NAME), ("update", CONFIG_NAME), ("patch", CONFIG_NAME))},
+    }
+    objs = render()
+    assert grants(objs, "ClusterRole", "heatsched") == expected
+    binding = one(objs, "ClusterRoleBinding", "heatsched")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "heatsched", "namespace": NAMESPACE}]
+    assert deployment(objs, "operator")["spec"]["template"]["spec"]["serviceAccountName"] == "heatsched"
+
+
+def test_cleanup_hook_may_only_delete_the_operators_webhook_configurations():
+    objs = render()
+    role = next(o for o in find(objs, "ClusterRole") if o["metadata"]["name"] != "heatsched")
+    assert rule_set(role["rules"]) == {
+        ("admissionregistration.k8s.io", f"{k}webhookconfigurations", "delete", CONFIG_NAME)
+        for k in ("mutating", "validating")}
+    job = one(objs, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert {"name": "HEATSCHED_WEBHOOK_CONFIGURATION", "value": CONFIG_NAME} in container["env"]
+    hook_objects = [o for o in objs if "helm.sh/hook" in o["metadata"].get("annotations", {})]
+    assert {o["kind"] for o in hook_objects} == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Job"}
+
+
+def test_scheduler_rbac_is_the_built_in_roles_plus_its_own_lease_and_the_authentication_reader():
+    objs = render()
+    sa = {"kind": "ServiceAccount", "name": "heatsched-scheduler", "namespace": NAMESPACE}
+    scheduler_bindings = {o["roleRef"]["name"] for o in find(objs, "ClusterRoleBinding") if o["subjects"] == [sa]}
+    assert scheduler_bindings == {"system:kube-scheduler", "system:volume-scheduler"}
+    election = yaml.safe_load(DATA_SCHEDULER.read_text())["leaderElection"]
+    lease = one(objs, "Role")
+    assert lease["metadata"]["namespace"] == election["resourceNamespace"]
+    assert rule_set(lease["rules"]) == {("coordination.k8s.io", "leases", "create", "*"),
+                                        ("coordination.k8s.io", "leases", "get", election["resourceName"]),
+                                        ("coordination.k8s.io", "leases", "update", election["resourceName"])}
+    refs = {(o["metadata"]["namespace"], o["roleRef"]["name"])
+            for o in find(objs, "RoleBinding") if o["subjects"] == [sa]}
+    assert refs == {("kube-system", "extension-apiserver-authentication-reader"),
+                    (election["resourceNamespace"], lease["metadata"]["name"])}
+    assert deployment(objs, "scheduler")["spec"]["template"]["spec"]["serviceAccountName"] == sa["name"]
+
+
+# ---- webhook TLS ------------------------------------------------------------------------------------------------
+def test_helm_generated_webhook_certificate_is_signed_by_its_ca_for_the_service_name():
+    objs = render()
+    secret = one(objs, "Secret")
+    assert secret["type"] == "kubernetes.io/tls" and secret["data"].keys() == {"ca.crt", "tls.crt", "tls.key"}
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "heatsched.heatsched-system.svc" in names  # the host of --webhook-url
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    pod = deployment(objs, "operator")["spec"]["template"]
+    volume = next(v for v in pod["spec"]["volumes"] if v.get("secret"))
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert pod["metadata"]["annotations"]["checksum/webhook-tls"] == hashlib.sha256(
+        secret["data"]["tls.crt"].encode()).hexdigest()
+
+
+@pytest.mark.parametrize("issuer, chart_issuers", [
+    ({}, {"Issuer"}),
+    ({"kind": "ClusterIssuer", "name": "corp-ca"}, set()),
+])
+def test_cert_manager_replaces_the_helm_generated_secret(issuer, chart_issuers):
+    objs = render("webhook.certManager.enabled=true", f"webhook.certManager.issuerRef={json.dumps(issuer)}")
+    assert not find(objs, "Secret")
+    serving = one(objs, "Certificate", "heatsched-webhook")
+    mounted = next(v for v in deployment(objs, "operator")["spec"]["template"]["spec"]["volumes"] if v.get("secret"))
+    assert serving["spec"]["secretName"] == mounted["secret"]["secretName"]
+    assert "heatsched.heatsched-system.svc" in serving["spec"]["dnsNames"]
+    assert {o["kind"] for o in find(objs, "Issuer")} == chart_issuers
+    if issuer:
+        assert serving["spec"]["issuerRef"] == issuer
+    else:  # the chart's own CA chain: self-signed issuer -> CA certificate -> CA issuer -> serving certificate
+        ca_issuer = one(objs, "Issuer", serving["spec"]["issuerRef"]["name"])
+        ca_cert = one(objs, "Certificate", "heatsched-webhook-ca")
+        assert ca_cert["spec"]["isCA"] and ca_issuer["spec"]["ca"]["secretName"] == ca_cert["spec"]["secretName"]
+
+
+# ---- values.schema.json -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value, path", [
+    ('scheduler.extender.weight="ten"', "/scheduler/extender/weight"),
+    ("scheduler.extender.weight=0", "/scheduler/extender/weight"),
+    ('scheduler.extender.httpTimeout="2 seconds"', "/scheduler/extender/httpTimeout"),
+    ('prometheus.url="prometheus:9090"', "/prometheus/url"),
+    ('operator.image.pullPolicy="Sometimes"', "/operator/image/pullPolicy"),
+    ("scheduler.extendr={}", "/scheduler"),
+    ('webhook.failurePolicy="Ignore"', "/webhook"),
+    ('webhook.certManager.issuerRef={"kind":"ClusterIssuer"}', "/webhook/certManager/issuerRef"),
+])
+def test_schema_refuses_bad_values_and_names_the_field(value, path):
+    out = run_helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set-json", value)
+    assert out.returncode != 0
+    assert f"at '{path}'" in out.stderr, out.stderr
