@@ -1,0 +1,56 @@
+"""The command line: every sub-command is reachable with a useful --help; explain speaks plainly."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace as NS
+
+import pytest
+
+from heatsched.cli import build_parser, main
+from heatsched.explain import render
+
+
+@pytest.mark.parametrize("command", ["demo", "cluster", "operator", "explain", "twin", "simulate", "crds"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert len(capsys.readouterr().out) > 200
+
+
+def test_no_command_prints_usage_and_fails(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def pod(node=None, annotations=None, phase="Pending", conditions=()):
+    return NS(metadata=NS(namespace="t", name="p", annotations=annotations or {}),
+              spec=NS(scheduler_name="heat-aware", node_name=node),
+              status=NS(phase=phase, conditions=list(conditions)))
+
+
+def test_a_bound_pod_is_explained_by_its_placement_record():
+    record = {"node": "m-1", "site": "montlucon-residence", "country": "FR", "state": "Cold", "tankCelsius": 50.0,
+              "score": 0.93, "why": "site montlucon-residence Cold at 50.0 °C", "candidates": 9, "best": "m-1"}
+    text = render(pod("m-1", {"heatsched.io/placement": json.dumps(record), "heatsched.io/residency": "FR"},
+                      "Running"), [])
+    assert "montlucon-residence (FR), tank 50.0 °C, state Cold" in text
+    assert "score: 0.93 (best of 9 nodes: m-1)" in text and "residency: FR" in text
+
+
+def test_a_pending_pod_is_explained_by_the_schedulers_last_words():
+    events = [NS(reason="FailedScheduling", message="0/8 nodes are available: 8 node(s) didn't match Pod's node "
+                 "affinity/selector.")]
+    text = render(pod(annotations={"heatsched.io/residency": "CH"}), events)
+    assert "Pending" in text and "didn't match Pod's node affinity" in text and "residency: CH" in text
+
+
+def test_a_pod_bound_without_a_record_says_so():
+    assert "no heatsched placement record" in render(pod("n-1", phase="Running"), [])
+
+
+def test_parser_lists_commands_in_help():
+    help_text = build_parser().format_help()
+    for command in ("demo", "cluster", "operator", "explain", "twin", "simulate", "crds"):
+        assert command in help_text
