@@ -17,11 +17,16 @@ MONTLUCON = "montlucon-residence"
 
 
 def test_heatsites_list_with_their_columns(stack):
+    stack.set_temperatures({MONTLUCON: 60.0})
     out = stack.kubectl("get", "heatsites").stdout
-    header = out.splitlines()[0].split()
-    assert header[:6] == ["NAME", "TEMP", "STATE", "READING", "NODES", "COUNTRY"]
-    row = next(line.split() for line in out.splitlines() if line.startswith(MONTLUCON))
-    assert row[4] == "2" and row[5] == "FR"
+    header = out.splitlines()[0]
+    names = header.split()
+    assert names[:6] == ["NAME", "TEMP", "STATE", "READING", "NODES", "COUNTRY"]
+    starts = [header.index(n) for n in names] + [None]
+    line = next(line for line in out.splitlines() if line.startswith(MONTLUCON))
+    row = {n: line[a:b].strip() for n, a, b in zip(names, starts, starts[1:])}  # empty cells stay empty
+    assert row["TEMP"] == "60" and row["STATE"] == "Comfortable"
+    assert row["NODES"] == "2" and row["COUNTRY"] == "FR"
     assert "thermaldemand" in stack.kubectl("get", "td", "-o", "name").stdout
 
 
