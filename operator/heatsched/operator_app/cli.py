@@ -20,7 +20,7 @@ def _run(args: argparse.Namespace) -> int:
         webhook_host=args.webhook_host, webhook_port=args.webhook_port,
         webhook_public_host=args.webhook_public_host, webhook_cert_dir=args.webhook_cert_dir,
         webhook_url=args.webhook_url, manage_webhook_configs=not args.no_manage_webhooks,
-        status_heartbeat_s=args.status_heartbeat,
+        status_heartbeat_s=args.status_heartbeat, annotate_placements=not args.no_placement_annotations,
     )
     run(cfg, args.kubeconfig)
     return 0
@@ -45,5 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not create the webhook configurations (you manage them; see webhook_configurations())")
     p.add_argument("--status-heartbeat", type=float, default=60.0,
                    help="rewrite HeatSite status at least this often, seconds (default 60)")
+    p.add_argument("--no-placement-annotations", action="store_true",
+                   help="do not annotate bound pods with heatsched.io/placement (saves one API write per pod; "
+                   "`heatsched explain` then has no record for bound pods)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=_run)

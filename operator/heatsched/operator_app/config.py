@@ -21,3 +21,4 @@ class OperatorConfig:
     status_heartbeat_s: float = 60.0  # rewrite status at least this often (keeps readingTime honest)
     temperature_step_k: float = 0.2  # smaller temperature changes alone do not patch status
     demand_refresh_s: float = 30.0
+    annotate_placements: bool = True  # heatsched.io/placement on bound heat-aware pods (one PATCH per pod)

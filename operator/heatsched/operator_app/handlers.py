@@ -301,5 +301,5 @@ def register(registry: kopf.OperatorRegistry) -> None:
         gone = event["type"] == "DELETED" or status.get("phase") in TERMINATED
         bound_before = uid in op(memo).store.pods
         site = op(memo).store.set_pod(uid, spec.get("nodeName"), pod_cpu(spec), gone)
-        if not gone and spec.get("nodeName") and not bound_before:
+        if not gone and spec.get("nodeName") and not bound_before and op(memo).config.annotate_placements:
             await op(memo).annotate_placement(body, site)
