@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     trace_out = Path(f"/tmp/heatsched-tracemalloc-{os.getpid()}.txt")
     python_argv = instrumented_operator("tracemalloc", trace_out, args.tracemalloc) if args.tracemalloc else None
     result: dict = {}
-    with bench_stack(args.nodes, extender=True, operator_python=python_argv,
+    with bench_stack(args.nodes, extender=True, operator_python=python_argv, operator_args=args.operator_arg,
                      keep_logs=Path(args.keep_logs) if args.keep_logs else None) as st:
         pid = st.operator.pid
         sampler = RssSampler(pid)

@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[dict] = []
     t_start = time.monotonic()
-    with bench_stack(args.nodes, extender=True, operator_python=operator_python,
+    with bench_stack(args.nodes, extender=True, operator_python=operator_python, operator_args=args.operator_arg,
                      keep_logs=Path(args.keep_logs) if args.keep_logs else None) as st:
         print(f"stack ready: {args.nodes} nodes, sites {st.sites}; set-up "
               + ", ".join(f"{k} {v:.0f} s" for k, v in st.setup_s.items()), flush=True)

@@ -197,6 +197,8 @@ def arg_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=16, help="pod creations in flight")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy every component's log there before teardown")
+    parser.add_argument("--operator-arg", action="append", default=[], metavar="ARG",
+                        help="extra `heatsched operator` argument, e.g. --operator-arg=--no-placement-annotations")
     return parser
 
 
@@ -336,11 +338,11 @@ def spread_nodes(sites: list[str], n_nodes: int) -> dict[str, str]:
 
 
 def start_operator(stack: BenchStack, *, extender: bool, env: dict[str, str] | None = None,
-                   python_argv: list[str] | None = None) -> Service:
+                   python_argv: list[str] | None = None, extra_args: Iterable[str] = ()) -> Service:
     """`heatsched operator` as a real process (no webhook: pods carry schedulerName themselves)."""
     argv = [*(python_argv or [sys.executable, "-m", "heatsched.cli"]), "operator",
             f"--kubeconfig={stack.cp.kubeconfig}", f"--prometheus-url={stack.prometheus.url}", "--webhook-port=0",
-            f"--extender-port={stack.extender_port if extender else 0}", "--status-heartbeat=5"]
+            f"--extender-port={stack.extender_port if extender else 0}", "--status-heartbeat=5", *extra_args]
     stack.operator = Service("operator", argv, stack.workdir / "operator.log").start(
         env={**os.environ, **(env or {})})
     return stack.operator
@@ -380,7 +382,8 @@ def wait_nodes_ready(stack: BenchStack, timeout: float = 300.0) -> None:
 
 @contextlib.contextmanager
 def bench_stack(n_nodes: int, *, extender: bool, operator_env: dict[str, str] | None = None,
-                operator_python: list[str] | None = None, keep_logs: Path | None = None) -> Iterator[BenchStack]:
+                operator_python: list[str] | None = None, operator_args: Iterable[str] = (),
+                keep_logs: Path | None = None) -> Iterator[BenchStack]:
     """The whole stack up and ready (nodes labelled, sites known); torn down on exit whatever happens."""
     with sigterm_as_interrupt(), contextlib.ExitStack() as teardown:
         t = time.monotonic()
@@ -423,7 +426,8 @@ def bench_stack(n_nodes: int, *, extender: bool, operator_env: dict[str, str] | 
         stack.setup_s["nodes_ready"] = time.monotonic() - t
 
         t = time.monotonic()
-        start_operator(stack, extender=extender, env=operator_env, python_argv=operator_python)
+        start_operator(stack, extender=extender, env=operator_env, python_argv=operator_python,
+                       extra_args=operator_args)
         teardown.callback(lambda: stack.operator and stack.operator.stop())
         wait_operator_ready(stack)
         stack.setup_s["operator_ready"] = time.monotonic() - t
