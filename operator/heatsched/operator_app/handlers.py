@@ -303,3 +303,5 @@ def register(registry: kopf.OperatorRegistry) -> None:
         site = op(memo).store.set_pod(uid, spec.get("nodeName"), pod_cpu(spec), gone)
         if not gone and spec.get("nodeName") and not bound_before and op(memo).config.annotate_placements:
             await op(memo).annotate_placement(body, site)
+        if gone or spec.get("nodeName"):  # scored pods that bound or went away: drop their scores
+            op(memo).store.explanations.pop(uid, None)

@@ -57,7 +57,8 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         settings.execution.max_workers = 8
         op: Operator = memo.operator
         if cfg.extender_port:
-            app = make_app(lambda: op.store.snapshot, on_scored=lambda uid, ref, scores: op.remember_scores(uid, scores))
+            remember = (lambda uid, ref, scores: op.remember_scores(uid, scores)) if cfg.annotate_placements else None
+            app = make_app(lambda: op.store.snapshot, on_scored=remember)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, cfg.extender_host, cfg.extender_port).start()
