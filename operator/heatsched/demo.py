@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import time
 import urllib.request
@@ -63,8 +64,9 @@ class Demo:
         version = client.VersionApi(self.api).get_code().git_version
         self.say(f"control plane up: kube-apiserver {version}, kube-scheduler x2 (default, heat-aware), kwok")
         kubectl = str(Toolchain.discover().path("kubectl"))
-        run = lambda *a: __import__("subprocess").run([kubectl, f"--kubeconfig={self.cp.kubeconfig}", *a],
-                                                      check=True, capture_output=True, text=True)
+        def run(*a: str) -> None:
+            subprocess.run([kubectl, f"--kubeconfig={self.cp.kubeconfig}", *a], check=True, capture_output=True,
+                           text=True)
         run("apply", "-f", str(root / "crds"))
         run("wait", "--for=condition=Established", "crd/heatsites.heatsched.io", "crd/thermaldemands.heatsched.io")
         run("apply", "-f", str(root / "examples"))

@@ -19,7 +19,8 @@ site is also treated as a conflict until the operator has relabelled it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -48,7 +49,7 @@ class Store:
     snapshot: Snapshot = field(default_factory=Snapshot)
     explanations: dict[str, dict] = field(default_factory=dict)  # pod uid -> last scoring (for explain)
     namespaces: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # name -> (annotations, labels)
-    clock: callable = field(default=time.time, repr=False)
+    clock: Callable[[], float] = field(default=time.time, repr=False)
 
     # ---- membership --------------------------------------------------------------------------------
     def _claims_of(self, node: str, labels: dict[str, str]) -> tuple[str, ...]:
@@ -184,13 +185,8 @@ class Store:
                          demand_kw=self.demand_kw(name, now), it_load_kw=self.it_load_kw(name))
         if name in self.reading_errors and not view.fresh:
             reason, message = self.reading_errors[name]
-            view = _with_reason(view, f"{reason}: {message}")
+            view = replace(view, reason=f"{reason}: {message}"[:1024])
         self.snapshot.sites[name] = view
         self.snapshot.pending_kw[name] = 0.0
         return view
 
-
-def _with_reason(view: SiteView, reason: str) -> SiteView:
-    from dataclasses import replace
-
-    return replace(view, reason=reason[:1024])
