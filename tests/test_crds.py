@@ -156,7 +156,8 @@ def test_every_model_field_is_in_the_schema_with_the_same_default_and_requiredne
             if field.is_required() or field.default is None:
                 assert "default" not in node, path
             else:
-                dumped = field.default.model_dump(mode="json", by_alias=True) if _is_model(type(field.default)) else (
+                dumped = field.default.model_dump(mode="json", by_alias=True, exclude_none=True) if _is_model(
+                    type(field.default)) else (
                     field.default.value if hasattr(field.default, "value") else field.default
                 )
                 assert node["default"] == dumped, path

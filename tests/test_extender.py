@@ -207,7 +207,8 @@ async def test_filter_in_node_cache_mode_answers_node_names_with_go_field_names(
     assert set(body) == FILTER_KEYS
     assert body["Nodes"] is None
     assert body["NodeNames"] == ["mtl-1", "lyon-1"]
-    assert body["FailedNodes"] == {"vichy-1": "site vichy-piscine Overheated: tank at 86.0 °C ≥ max 85.0 °C"}
+    assert body["FailedNodes"] == {
+        "vichy-1": "site vichy-piscine Overheated: tank at 86.0 °C ≥ max 85.0 °C; other nodes fit"}
     assert body["FailedAndUnresolvableNodes"]["ber-1"] == "node in DE, pod residency FR"
     assert "cannot be verified" in body["FailedAndUnresolvableNodes"]["cloud-1"]
     assert body["Error"] == ""

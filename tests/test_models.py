@@ -97,6 +97,23 @@ INVALID = [
     ("demand of an unknown kind", DEMAND, "spec.kind", "Sauna", "spec.kind", "got 'Sauna'", None),
     ("neither profile nor live query", DEMAND, "spec", {"siteRef": "s", "kind": "DomesticHotWater"}, "spec",
      "give a profile, a liveQuery or both", "give a profile, a liveQuery or both"),
+    ("supply below target", SITE, "spec.heatRecovery", {"efficiency": 0.95, "supplyCelsius": 58}, "spec",
+     "supplyCelsius (58) must be above tank.targetCelsius (60)", "heatRecovery.supplyCelsius must be above "
+     "tank.targetCelsius"),
+    ("fuel min above max", SITE, "spec.fuel.minCores", 2048, "spec.fuel", "minCores (2048) must not exceed maxCores",
+     "minCores must not exceed maxCores"),
+    ("fuel cores not whole pods", SITE, "spec.fuel.maxCores", 1022, "spec.fuel", "multiples of coresPerPod (4)",
+     "minCores and maxCores must be multiples of coresPerPod"),
+    ("fuel template pins a node", SITE, "spec.fuel.template", {"spec": {"nodeName": "n1", "containers": [
+        {"name": "c", "image": "i"}]}}, "spec.fuel", "must not set nodeName", None),
+    ("fuel template without containers", SITE, "spec.fuel.template", {"spec": {}}, "spec.fuel",
+     "must list at least one container", None),
+    ("carbon guard without grid carbon", SITE, "spec.fuel.guard", {"backupCarbonKgPerKWh": 0.2}, "spec.fuel.guard",
+     "needs gridCarbonKgPerKWh or gridCarbonQuery",
+     "criterion Carbon or CarbonAndPrice needs gridCarbonKgPerKWh or gridCarbonQuery"),
+    ("price guard without prices", SITE, "spec.fuel.guard", {"criterion": "Price"}, "spec.fuel.guard",
+     "needs gridPricePerKWh or gridPriceQuery, and backupPricePerKWh",
+     "criterion Price or CarbonAndPrice needs gridPricePerKWh or gridPriceQuery, and backupPricePerKWh"),
     ("site name too long", SITE, "metadata.name", "x" * 64, "HeatSite", "longer than 63",
      "a HeatSite name is written into node labels: at most 63 characters"),
 ]

@@ -142,13 +142,54 @@ def test_overheated_site_is_filtered_resolvably() -> None:
     result = filter_nodes(pod("FR"), list(snap.nodes), snap)
     assert result.feasible == ["lyon-0", "lyon-1"]
     assert result.unresolvable == {}
-    assert result.failed["paris-0"] == "site paris Overheated: tank at 86.0 °C ≥ max 85.0 °C"
+    assert result.failed["paris-0"] == "site paris Overheated: tank at 86.0 °C ≥ max 85.0 °C; other nodes fit"
 
 
 def test_saturated_site_is_filtered_with_its_margin() -> None:
     snap = snapshot(site("paris", "FR", 83.0, state=ThermalState.SATURATED), nodes_per_site=1)
     result = filter_nodes(pod(None), ["paris-0"], snap)
-    assert result.failed == {"paris-0": "site paris Saturated: tank at 83.0 °C, within 2.0 K of max 85.0 °C"}
+    assert result.failed == {"paris-0": "site paris Saturated: tank at 83.0 °C, within 2.0 K of max 85.0 °C; "
+                                        "only heat-blocked nodes fit, held 0 s of the 600 s heat wait bound"}
+
+
+# --- filter: heat never starves a pod -------------------------------------------------------------
+
+
+def _hot_only() -> Snapshot:
+    return snapshot(site("paris", "FR", 86.0, state=ThermalState.OVERHEATED),
+                    site("lyon", "FR", 83.0, state=ThermalState.SATURATED), site("berlin", "DE", 40.0,
+                                                                                  state=ThermalState.COLD))
+
+
+def test_when_only_hot_nodes_fit_the_pod_is_held_until_the_wait_bound() -> None:
+    snap = _hot_only()
+    held = filter_nodes(pod("FR"), list(snap.nodes), snap, waited_s=599.0)
+    assert held.feasible == [] and held.relaxed == {}
+    assert set(held.failed) == {"paris-0", "paris-1", "lyon-0", "lyon-1"}
+    assert "held 599 s of the 600 s heat wait bound" in held.failed["lyon-0"]
+
+
+def test_after_the_wait_bound_hot_nodes_are_taken_with_a_reason_and_residency_still_holds() -> None:
+    snap = _hot_only()
+    taken = filter_nodes(pod("FR"), list(snap.nodes), snap, waited_s=600.0)
+    assert taken.feasible == ["paris-0", "paris-1", "lyon-0", "lyon-1"]  # berlin stays out: residency is hard
+    assert set(taken.unresolvable) == {"berlin-0", "berlin-1"} and taken.failed == {}
+    assert set(taken.relaxed) == set(taken.feasible)
+    assert "taken although heat-blocked: no other node fits and the pod waited 600 s" in taken.relaxed["paris-0"]
+    # among hot sites the least hot one scores best, and both score below any fresh site with room
+    best = ranked(score_nodes(pod("FR"), taken.feasible, snap))
+    assert best[0].site == "lyon" and best[0].score < NEUTRAL
+
+
+def test_a_zero_wait_bound_takes_hot_nodes_at_once() -> None:
+    snap = _hot_only()
+    assert filter_nodes(pod("FR"), ["paris-0"], snap, max_heat_wait_s=0.0).feasible == ["paris-0"]
+
+
+def test_hot_nodes_are_avoided_whatever_the_wait_while_another_node_fits() -> None:
+    snap = snapshot(site("paris", "FR", 86.0, state=ThermalState.OVERHEATED), site("lyon", "FR", 60.0))
+    result = filter_nodes(pod("FR"), list(snap.nodes), snap, waited_s=10_000.0)
+    assert result.feasible == ["lyon-0", "lyon-1"] and set(result.failed) == {"paris-0", "paris-1"}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The placement core stays pure: no kopf, Kubernetes, Prometheus, HTTP or shell modules, ever.
+"""The placement core and the planning code stay pure: no kopf, Kubernetes, Prometheus, HTTP or shell modules.
 
 Three independent checks, all driven by the one import-linter contract in pyproject.toml:
 an AST scan of every file in heatsched/placement (direct imports, relative ones resolved), a fresh
@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PLACEMENT = ROOT / "operator" / "heatsched" / "placement"
 PACKAGE = "heatsched.placement"
+PURE = {"heatsched.placement": PLACEMENT, "heatsched.planning": ROOT / "operator" / "heatsched" / "planning"}
 
 
 def _contract() -> dict:
@@ -72,12 +73,15 @@ def test_scanner_catches_forbidden_imports(source: str, caught: set[str]) -> Non
     assert forbidden_in(imported_modules(source, PACKAGE)) == caught
 
 
-def test_placement_files_import_nothing_forbidden() -> None:
-    files = sorted(PLACEMENT.glob("**/*.py"))
-    assert {"core.py", "residency.py", "model.py"} <= {f.name for f in files}
+@pytest.mark.parametrize(("pure", "expected"), [
+    ("heatsched.placement", {"core.py", "residency.py", "model.py"}), ("heatsched.planning", {"fuel.py"})])
+def test_pure_files_import_nothing_forbidden(pure: str, expected: set[str]) -> None:
+    root = PURE[pure]
+    files = sorted(root.glob("**/*.py"))
+    assert expected <= {f.name for f in files}
     offenders = {}
     for path in files:
-        package = PACKAGE + "".join("." + p for p in path.relative_to(PLACEMENT).parent.parts)
+        package = pure + "".join("." + p for p in path.relative_to(root).parent.parts)
         bad = forbidden_in(imported_modules(path.read_text(encoding="utf-8"), package))
         if bad:
             offenders[path.name] = sorted(bad)
@@ -87,6 +91,7 @@ def test_placement_files_import_nothing_forbidden() -> None:
 def test_importing_placement_loads_no_forbidden_module() -> None:
     code = (
         "import sys, heatsched.placement.core, heatsched.placement.residency, heatsched.placement.model\n"
+        "import heatsched.planning.fuel\n"
         "print('\\n'.join(sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

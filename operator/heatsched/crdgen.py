@@ -50,6 +50,7 @@ _SCALAR_KEYS = (
 )
 _KUBE_KEYS = (
     "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "x-kubernetes-validations",
+    "x-kubernetes-preserve-unknown-fields",
 )
 _DROPPED = {"title", "$defs"}
 
@@ -82,6 +83,8 @@ def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], nullable: bool) -
         raise ValueError(f"JSON-schema keywords {sorted(unknown)} have no structural OpenAPI rendering")
     if node.get("default", 0) is None:
         del node["default"]
+    elif isinstance(node.get("default"), Mapping):  # an unset optional field is absent, not null
+        node["default"] = _without_nulls(node["default"])
     exclusive = {}
     for bound, key in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if isinstance(node.get(bound), int | float) and not isinstance(node[bound], bool):
@@ -103,6 +106,12 @@ def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], nullable: bool) -
             {k: r[k] for k in ("rule", "message") if k in r} for r in out["x-kubernetes-validations"]
         ]
     return out
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +149,7 @@ RESOURCES = (
             _column("Reading", "date", ".status.readingTime", "Age of the temperature reading."),
             _column("Nodes", "integer", ".status.nodeCount", "Nodes in the site."),
             _column("Country", "string", ".spec.country", "Country of the site's nodes."),
+            _column("Fuel", "number", ".status.fuel.kW", "Electric power of the heat fuel running now (kW)."),
             _column("Deficit", "number", ".status.heatDeficitKWh", "Energy to reach target (kWh).", 1),
             _column("Absorbable", "number", ".status.absorbableKW", "IT power the tank can take (kW).", 1),
             _column("Demand", "number", ".status.demandKW", "Current heat demand (kW).", 1),

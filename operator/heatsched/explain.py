@@ -37,6 +37,8 @@ def render(pod, events) -> str:
                 lines.append(f"  score: {p['score']:.2f} (best of {p.get('candidates', '?')} nodes: {p.get('best')})")
             if p.get("why"):
                 lines.append(f"  why: {p['why']}")
+            if p.get("heatWaitBound"):
+                lines.append(f"  heat wait bound used: {p['heatWaitBound']}")
         else:
             lines.append("  no heatsched placement record (not scheduled by the heat-aware profile, "
                          "or the operator was not running)")

@@ -22,7 +22,7 @@ import enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -257,11 +257,152 @@ class TankSpec(WireModel):
 
 
 class HeatRecovery(WireModel):
-    """How much of the servers' electrical power ends up as heat in the tank."""
+    """How much of the servers' electrical power ends up as heat in the tank, and how hot it can make it."""
 
     efficiency: float = Field(
         0.95, gt=0, le=1, description="Fraction (0-1] of IT electrical power recovered as heat into the tank."
     )
+    supply_celsius: float | None = Field(
+        None, ge=30, le=120,
+        description="Hottest water the servers' cooling loop delivers (°C): server heat cannot lift the tank "
+        "above it (warm-water cooling gives about 60-65 °C). Unset: server heat can reach tank.maxCelsius.",
+    )
+
+
+class FuelCriterion(str, enum.Enum):
+    """What makes electric heat from fuel worth it against the backup burner."""
+
+    CARBON = "Carbon"  # less CO2 per kWh of heat
+    PRICE = "Price"  # cheaper per kWh of heat
+    CARBON_AND_PRICE = "CarbonAndPrice"  # both
+
+
+class FuelGuard(WireModel):
+    """Runs fuel only when a kWh of heat from the grid beats a kWh of heat from the backup.
+
+    Heat from fuel costs gridCarbon / heatRecovery.efficiency per kWh of heat; from the backup it costs
+    backupCarbon / backupEfficiency (same for prices). Each grid figure is a static value or a PromQL query
+    ($site and $country are replaced); with no usable value the guard keeps fuel off."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "self.criterion == 'Price' || has(self.gridCarbonKgPerKWh) || has(self.gridCarbonQuery)",
+                "criterion Carbon or CarbonAndPrice needs gridCarbonKgPerKWh or gridCarbonQuery",
+            ),
+            (
+                "self.criterion == 'Carbon' || ((has(self.gridPricePerKWh) || has(self.gridPriceQuery)) "
+                "&& has(self.backupPricePerKWh))",
+                "criterion Price or CarbonAndPrice needs gridPricePerKWh or gridPriceQuery, and backupPricePerKWh",
+            ),
+        )
+    )
+
+    criterion: FuelCriterion = Field(
+        FuelCriterion.CARBON, description="Carbon (default), Price, or CarbonAndPrice: what fuel must beat the backup on."
+    )
+    grid_carbon_kg_per_kwh: float | None = Field(
+        None, alias="gridCarbonKgPerKWh", ge=0, le=2,
+        description="Carbon intensity of the site's grid electricity (kgCO2e/kWh), e.g. 0.052 for France.",
+    )
+    grid_carbon_query: str | None = Field(
+        None, min_length=1, max_length=4096,
+        description="PromQL instant query for the grid carbon intensity (kgCO2e/kWh); wins over the static value.",
+    )
+    backup_carbon_kg_per_kwh: float = Field(
+        0.227, alias="backupCarbonKgPerKWh", ge=0, le=2,
+        description="Emissions of the backup's fuel per kWh burnt (kgCO2e/kWh, lower heating value); "
+        "0.227 is natural gas.",
+    )
+    backup_efficiency: float = Field(
+        0.9, gt=0, le=1.2, description="Heat delivered per kWh of backup fuel burnt (boiler efficiency)."
+    )
+    grid_price_per_kwh: float | None = Field(
+        None, alias="gridPricePerKWh", ge=0, le=100, description="Electricity price (per kWh, any currency)."
+    )
+    grid_price_query: str | None = Field(
+        None, min_length=1, max_length=4096,
+        description="PromQL instant query for the electricity price (per kWh); wins over the static value.",
+    )
+    backup_price_per_kwh: float | None = Field(
+        None, alias="backupPricePerKWh", ge=0, le=100,
+        description="Price of the backup's fuel per kWh burnt (same currency as the grid price).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> FuelGuard:
+        carbon = self.criterion in (FuelCriterion.CARBON, FuelCriterion.CARBON_AND_PRICE)
+        price = self.criterion in (FuelCriterion.PRICE, FuelCriterion.CARBON_AND_PRICE)
+        if carbon and self.grid_carbon_kg_per_kwh is None and self.grid_carbon_query is None:
+            raise ValueError(f"criterion {self.criterion.value} needs gridCarbonKgPerKWh or gridCarbonQuery")
+        if price and ((self.grid_price_per_kwh is None and self.grid_price_query is None)
+                      or self.backup_price_per_kwh is None):
+            raise ValueError(
+                f"criterion {self.criterion.value} needs gridPricePerKWh or gridPriceQuery, and backupPricePerKWh"
+            )
+        return self
+
+
+class FuelSpec(WireModel):
+    """Heat fuel: preemptible work (the site owner's own mining, BOINC or batch container) that the controller
+    runs on the site's idle cores when tenants do not supply enough heat and the guard says electric heat beats
+    the backup. Its pods run at a PriorityClass below every tenant's, so tenant pods preempt them."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            ("self.minCores <= self.maxCores", "minCores must not exceed maxCores"),
+            ("self.maxCores % self.coresPerPod == 0 && self.minCores % self.coresPerPod == 0",
+             "minCores and maxCores must be multiples of coresPerPod"),
+        )
+    )
+
+    enabled: bool = Field(True, description="false stops every fuel pod of the site.")
+    template: dict[str, Any] = Field(
+        description="Pod template (metadata.labels/annotations and spec) of one fuel pod. The controller sets "
+        "its CPU request to coresPerPod, its priorityClassName, and a required node affinity pinning it to "
+        "the site's nodes; nodeName, nodeSelector and affinity in the template are refused.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    cores_per_pod: int = Field(4, ge=1, le=1024, description="CPU cores one fuel pod requests.")
+    min_cores: int = Field(0, ge=0, le=100_000, description="Fuel cores kept running whenever the guard allows.")
+    max_cores: int = Field(ge=0, le=100_000, description="Most fuel cores the site may run.")
+    namespace: str = Field(
+        "heatsched-fuel", max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Namespace the fuel pods are created in (the controller must be allowed to manage pods there).",
+    )
+    priority_class_name: str = Field(
+        "heatsched-fuel", max_length=253, pattern=DNS_SUBDOMAIN,
+        description="PriorityClass of fuel pods: below every tenant's, preemptionPolicy Never (the chart ships one).",
+    )
+    horizon_seconds: int = Field(
+        3600, ge=60, le=86_400, description="Fuel is sized to bring the tank to target over this horizon (s)."
+    )
+    hysteresis_kelvin: float = Field(
+        2.0, ge=0, le=20, description="Fuel grows as soon as heat is short but shrinks only once the tank is this "
+        "much warmer than the temperature that would call for less: no flapping.",
+    )
+    guard: FuelGuard = Field(description="When electric heat is worth it against the backup.")
+
+    @model_validator(mode="after")
+    def _check(self) -> FuelSpec:
+        if self.min_cores > self.max_cores:
+            raise ValueError(f"minCores ({self.min_cores}) must not exceed maxCores ({self.max_cores})")
+        if self.max_cores % self.cores_per_pod or self.min_cores % self.cores_per_pod:
+            raise ValueError(
+                f"minCores and maxCores must be multiples of coresPerPod ({self.cores_per_pod}), "
+                f"got {self.min_cores} and {self.max_cores}"
+            )
+        spec = self.template.get("spec")
+        if not isinstance(spec, dict) or not isinstance(spec.get("containers"), list) or not spec["containers"]:
+            raise ValueError("template.spec.containers must list at least one container")
+        for c in spec["containers"]:
+            if not isinstance(c, dict) or not c.get("name") or not c.get("image"):
+                raise ValueError("every template container needs a name and an image")
+        pinned = [k for k in ("nodeName", "nodeSelector", "affinity", "priorityClassName", "priority") if k in spec]
+        if pinned:
+            raise ValueError(f"template.spec must not set {', '.join(pinned)}: the controller pins fuel pods to the "
+                             "site and sets their priority")
+        return self
 
 
 class PowerModel(WireModel):
@@ -311,6 +452,11 @@ class HeatSiteSpec(WireModel):
                 "(has(self.nodeNames) && size(self.nodeNames) > 0) || has(self.nodeSelector)",
                 "a HeatSite needs nodeNames or a nodeSelector",
             ),
+            (
+                "!has(self.heatRecovery) || !has(self.heatRecovery.supplyCelsius) || "
+                "self.heatRecovery.supplyCelsius > self.tank.targetCelsius",
+                "heatRecovery.supplyCelsius must be above tank.targetCelsius",
+            ),
         )
     )
 
@@ -339,11 +485,18 @@ class HeatSiteSpec(WireModel):
     heat_recovery: HeatRecovery = Field(HeatRecovery(), description="Share of IT power recovered as heat.")
     power: PowerModel = Field(PowerModel(), description="Power model used to turn CPU requests into kW.")
     telemetry: Telemetry = Field(description="Live temperature source.")
+    fuel: FuelSpec | None = Field(
+        None, description="Heat fuel: preemptible work run on idle cores when tenants do not supply enough heat."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> HeatSiteSpec:
         if not self.node_names and self.node_selector is None:
             raise ValueError("a HeatSite needs nodeNames or a nodeSelector")
+        supply = self.heat_recovery.supply_celsius
+        if supply is not None and not supply > self.tank.target_celsius:
+            raise ValueError(f"heatRecovery.supplyCelsius ({supply:g}) must be above tank.targetCelsius "
+                             f"({self.tank.target_celsius:g}): the servers could never reach the target")
         if len(set(self.node_names)) != len(self.node_names):
             raise ValueError("nodeNames lists a node twice")
         try:
@@ -351,6 +504,13 @@ class HeatSiteSpec(WireModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timeZone {self.time_zone!r} is not an IANA time zone (e.g. Europe/Paris)") from None
         return self
+
+    def server_tank(self) -> Tank:
+        """The tank as server heat sees it: its top is min(maxCelsius, heatRecovery.supplyCelsius), since the
+        cooling loop cannot lift the water above its own supply temperature."""
+        tank = self.tank.to_tank()
+        supply = self.heat_recovery.supply_celsius
+        return tank if supply is None or supply >= tank.max_c else replace(tank, max_c=supply)
 
     def selects(self, node_name: str, labels: Mapping[str, str]) -> bool:
         """True when a node is a member of this site (named, or matched by the selector)."""
@@ -401,6 +561,29 @@ _OBSERVED_GENERATION = dict(
 )
 
 
+class FuelStatus(WireModel):
+    """What the site's heat fuel does now, and what it has cost and saved since the controller started counting."""
+
+    cores: int = Field(0, ge=0, description="Fuel cores running (bound fuel pods).")
+    planned_cores: int = Field(0, ge=0, description="Fuel cores the plan asks for.")
+    pods: int = Field(0, ge=0, description="Fuel pods that exist (running or pending).")
+    kw: float = Field(0.0, alias="kW", ge=0, description="Electric power of the running fuel (kW).")
+    heat_kw: float = Field(0.0, alias="heatKW", ge=0, description="Heat the running fuel puts into the tank (kW).")
+    electricity_kwh: float = Field(
+        0.0, alias="electricityKWh", ge=0, description="Electricity used by fuel so far (kWh)."
+    )
+    heat_kwh: float = Field(0.0, alias="heatKWh", ge=0, description="Heat fuel put into the tank so far (kWh).")
+    co2_kg: float = Field(0.0, alias="co2Kg", ge=0, description="CO2 of that electricity (kgCO2e).")
+    co2_avoided_kg: float = Field(
+        0.0, alias="co2AvoidedKg",
+        description="Backup CO2 that fuel heat replaced, minus the fuel's own CO2 (kgCO2e; negative is a loss).",
+    )
+    allowed: bool = Field(False, description="Whether the guard lets fuel run now.")
+    guard: str = Field("", max_length=1024, description="The guard's reason (both sides' kgCO2e or price per kWh of heat).")
+    reason: str = Field("", max_length=1024, description="Why the plan asks for this many cores.")
+    last_change_time: datetime | None = Field(None, description="When the planned cores last changed (RFC 3339).")
+
+
 class HeatSiteStatus(WireModel):
     """What the operator last saw of the site (written by the operator only)."""
 
@@ -431,6 +614,7 @@ class HeatSiteStatus(WireModel):
         default=[], description="Names of the nodes in the site.", json_schema_extra={"x-kubernetes-list-type": "set"}
     )
     node_count: int = Field(0, ge=0, description="Number of nodes in the site.")
+    fuel: FuelStatus | None = Field(None, description="Heat fuel of the site; null when spec.fuel is unset.")
     observed_generation: int | None = Field(**_OBSERVED_GENERATION)
     conditions: list[Condition] = Field(**_CONDITIONS)
 

@@ -139,7 +139,7 @@ def site_view(
     stale or missing one yields state Unknown, no deficit and no absorbable power (neutral placement).
     Pods bound since the reading are not charged here: the core takes them from Snapshot.pending_kw.
     """
-    tank = spec.tank.to_tank()
+    tank = spec.server_tank()
     age = reading_age_s(reading, now) if reading is not None else None
     fresh = age is not None and -FUTURE_SKEW_S <= age <= spec.telemetry.max_age_seconds and _sane(reading.celsius)
     temp = reading.celsius if reading is not None and _sane(reading.celsius) else None

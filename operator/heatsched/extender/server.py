@@ -26,7 +26,10 @@ No path returns 500.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from datetime import timezone
+
 from aiohttp import web
 
 from heatsched.extender.wire import (
@@ -38,7 +41,15 @@ from heatsched.extender.wire import (
     encode_priorities,
     to_extender_priority,
 )
-from heatsched.placement.core import DEFAULT_PARAMS, NodeScore, ScoreParams, filter_nodes, score_nodes
+from heatsched.placement.core import (
+    DEFAULT_PARAMS,
+    MAX_HEAT_WAIT_S,
+    FilterResult,
+    NodeScore,
+    ScoreParams,
+    filter_nodes,
+    score_nodes,
+)
 from heatsched.placement.model import COUNTRY_LABEL, PodRequest, Snapshot
 from heatsched.placement.residency import ResidencyError, effective_residency
 
@@ -46,6 +57,7 @@ log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 OnScored = Callable[[str, str, list[NodeScore]], None]  # (pod uid, "namespace/name", scores)
+OnFiltered = Callable[[str, FilterResult], None]  # (pod uid, result): keeps "heat wait bound used" for explain
 JSON = "application/json"
 
 
@@ -54,15 +66,20 @@ def make_app(
     *,
     max_body_bytes: int = 8 * MiB,
     on_scored: OnScored | None = None,
+    on_filtered: OnFiltered | None = None,
     params: ScoreParams = DEFAULT_PARAMS,
+    max_heat_wait_s: float = MAX_HEAT_WAIT_S,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """Build the extender application.
 
     `snapshot` is called once per request and must be cheap (return the operator's current Snapshot).
-    `on_scored` is called synchronously after each prioritize with the scores, so `explain` can say why;
-    it must be fast, and its exceptions are logged and swallowed.
+    `on_scored` is called synchronously after each prioritize with the scores, and `on_filtered` after a
+    filter that took heat-blocked nodes because the pod had waited `max_heat_wait_s` (its age, from its
+    creationTimestamp and `clock`), so `explain` can say why; both must be fast, their exceptions are
+    logged and swallowed.
     """
-    handlers = _Handlers(snapshot, on_scored, params, max_body_bytes)
+    handlers = _Handlers(snapshot, on_scored, params, max_body_bytes, on_filtered, max_heat_wait_s, clock)
     app = web.Application(client_max_size=max_body_bytes)
     app.router.add_post("/scheduler/filter", handlers.filter)
     app.router.add_post("/scheduler/prioritize", handlers.prioritize)
@@ -77,11 +94,17 @@ class _Handlers:
         on_scored: OnScored | None,
         params: ScoreParams,
         max_body_bytes: int,
+        on_filtered: OnFiltered | None = None,
+        max_heat_wait_s: float = MAX_HEAT_WAIT_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._snapshot = snapshot
         self._on_scored = on_scored
+        self._on_filtered = on_filtered
         self._params = params
         self._max = max_body_bytes
+        self._max_heat_wait_s = max_heat_wait_s
+        self._clock = clock
 
     async def filter(self, request: web.Request) -> web.Response:
         decoded = await self._decode(request)
@@ -145,7 +168,16 @@ class _Handlers:
                 for n in args.nodes.items or ()
                 if n.metadata.labels and COUNTRY_LABEL in n.metadata.labels
             }
-        result = filter_nodes(pod, names, self._snapshot(), reported_countries=reported)
+        created = args.pod.metadata.creationTimestamp
+        waited = 0.0 if created is None else self._clock() - (
+            created if created.tzinfo else created.replace(tzinfo=timezone.utc)).timestamp()
+        result = filter_nodes(pod, names, self._snapshot(), reported_countries=reported, waited_s=waited,
+                              max_heat_wait_s=self._max_heat_wait_s)
+        if result.relaxed and self._on_filtered is not None:
+            try:
+                self._on_filtered(args.pod.metadata.uid, result)
+            except Exception:  # noqa: BLE001 - a bookkeeping hook must not change the answer
+                log.exception("on_filtered hook failed")
         if args.cache_capable:
             return encode_filter_result(
                 node_names=result.feasible, failed=result.failed, unresolvable=result.unresolvable

@@ -16,6 +16,8 @@ The embedded v1.Pod and v1.Node objects are large and evolve, so only what heats
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import json
 import re
 from json.encoder import encode_basestring_ascii as _json_str
@@ -76,6 +78,7 @@ class V1ObjectMeta(_Kube):
     name: str = ""
     namespace: str = ""
     uid: str = ""
+    creationTimestamp: datetime | None = None  # how long a pod has waited (the heat wait bound)
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
 

@@ -21,9 +21,20 @@ def _run(args: argparse.Namespace) -> int:
         webhook_public_host=args.webhook_public_host, webhook_cert_dir=args.webhook_cert_dir,
         webhook_url=args.webhook_url, manage_webhook_configs=not args.no_manage_webhooks,
         status_heartbeat_s=args.status_heartbeat, annotate_placements=not args.no_placement_annotations,
+        max_heat_wait_s=args.max_heat_wait, fuel=not args.no_fuel,
     )
     run(cfg, args.kubeconfig)
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,5 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-placement-annotations", action="store_true",
                    help="do not annotate bound pods with heatsched.io/placement (saves one API write per pod; "
                    "`heatsched explain` then has no record for bound pods)")
+    p.add_argument("--max-heat-wait", type=_seconds, default=600.0, metavar="SECONDS",
+                   help="when only heat-blocked (Saturated/Overheated) nodes fit a pod, keep it off them at most "
+                   "this long after its creation, then place it there anyway (default 600; 0: at once)")
+    p.add_argument("--no-fuel", action="store_true",
+                   help="never run heat fuel, whatever the HeatSites' spec.fuel says (existing fuel pods are deleted)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=_run)

@@ -21,4 +21,6 @@ class OperatorConfig:
     status_heartbeat_s: float = 60.0  # rewrite status at least this often (keeps readingTime honest)
     temperature_step_k: float = 0.2  # smaller temperature changes alone do not patch status
     demand_refresh_s: float = 30.0
-    annotate_placements: bool = True  # heatsched.io/placement on bound heat-aware pods (one PATCH per pod)
+    max_heat_wait_s: float = 600.0  # heat alone keeps a pod off hot nodes at most this long (0: never)
+    annotate_placements: bool = True
+    fuel: bool = True  # run heat fuel where a HeatSite asks for it (False: delete every fuel pod)  # heatsched.io/placement on bound heat-aware pods (one PATCH per pod)

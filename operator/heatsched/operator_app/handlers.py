@@ -211,9 +211,12 @@ class Operator:
             record.update(country=view.country, state=view.state.value,
                           tankCelsius=None if view.temperature_c is None else round(view.temperature_c, 1))
         if scored is not None:
-            mine = scored["scores"].get(node)
-            record.update(score=mine[0] if mine else None, why=mine[1] if mine else None,
-                          candidates=len(scored["scores"]), best=scored["best"])
+            mine = scored.get("scores", {}).get(node)
+            if "scores" in scored:
+                record.update(score=mine[0] if mine else None, why=mine[1] if mine else None,
+                              candidates=len(scored["scores"]), best=scored["best"])
+            if node in scored.get("relaxed", {}):
+                record["heatWaitBound"] = scored["relaxed"][node]
         try:
             await _call(self.core.patch_namespaced_pod, meta["name"], meta["namespace"],
                         {"metadata": {"annotations": {PLACEMENT_ANNOTATION: json.dumps(record, ensure_ascii=False)}}})
@@ -227,9 +230,18 @@ class Operator:
             return
         table = {s.node: (round(s.score, 3), s.reason) for s in scores}
         best = max(scores, key=lambda s: s.score).node if scores else None
-        self.store.explanations[pod_uid] = {"scores": table, "best": best}
+        self._explain(pod_uid).update(scores=table, best=best)
+
+    def remember_relaxed(self, pod_uid: str, result) -> None:
+        """Extender hook: the pod took heat-blocked nodes because it reached the heat wait bound."""
+        if pod_uid:
+            self._explain(pod_uid)["relaxed"] = dict(result.relaxed)
+
+    def _explain(self, pod_uid: str) -> dict:
+        record = self.store.explanations.setdefault(pod_uid, {})
         while len(self.store.explanations) > 5000:
             self.store.explanations.pop(next(iter(self.store.explanations)))
+        return record
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

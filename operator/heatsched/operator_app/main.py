@@ -58,7 +58,9 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         op: Operator = memo.operator
         if cfg.extender_port:
             remember = (lambda uid, ref, scores: op.remember_scores(uid, scores)) if cfg.annotate_placements else None
-            app = make_app(lambda: op.store.snapshot, on_scored=remember)
+            relaxed = op.remember_relaxed if cfg.annotate_placements else None
+            app = make_app(lambda: op.store.snapshot, on_scored=remember, on_filtered=relaxed,
+                           max_heat_wait_s=cfg.max_heat_wait_s)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, cfg.extender_host, cfg.extender_port).start()

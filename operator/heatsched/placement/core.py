@@ -13,6 +13,10 @@ Two principles, because the two concerns fail in opposite directions:
 * Heat fails OPEN. It is a preference plus a soft limit (an over-full tank dumps heat; it breaks nothing).
   Only a *fresh* reading in state Saturated/Overheated filters a node, and only *resolvably* (the tank
   cools down, so preemption or a retry can help). Unknown or stale state never filters; it scores 0.5.
+  Heat never starves a pod: a hot node is avoided only while another candidate passes; when only hot
+  nodes are left, the pod is held off them for at most `max_heat_wait_s` (default 10 min, counted from
+  when it was created) and then takes them, scored lowest, with the reason in `FilterResult.relaxed`.
+  With max_heat_wait_s = 0 it takes them at once.
 
 Score of a node on a fresh site with a temperature T (all per call, computed once per site)::
 
@@ -34,13 +38,14 @@ pending load never scores higher. Same inputs give bit-identical scores; output 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from heatsched.placement.model import NodeView, PodRequest, SiteView, Snapshot, ThermalState
 from heatsched.placement.residency import format_residency
 
 NEUTRAL = 0.5
+MAX_HEAT_WAIT_S = 600.0  # the longest heat alone may keep a pod waiting (configurable per call)
 WATER_KWH_PER_LITRE_KELVIN = 4.186 / 3600  # 4.186 kJ/(kg·K), 1 kg per litre
 
 
@@ -51,6 +56,7 @@ class FilterResult:
     feasible: list[str]
     failed: dict[str, str]  # resolvable: may pass later (a tank cools down)
     unresolvable: dict[str, str]  # never for this pod (residency): preemption cannot help
+    relaxed: dict[str, str] = field(default_factory=dict)  # hot but feasible: the heat wait bound was used
 
 
 class NodeScore(NamedTuple):
@@ -86,8 +92,14 @@ def filter_nodes(
     snap: Snapshot,
     *,
     reported_countries: Mapping[str, str] | None = None,
+    waited_s: float = 0.0,
+    max_heat_wait_s: float = MAX_HEAT_WAIT_S,
 ) -> FilterResult:
     """Split `node_names` into feasible, failed (resolvable) and unresolvable, keeping input order.
+
+    Starvation-free heat: when every node that passes residency is heat-blocked, they stay failed while the
+    pod has waited less than `max_heat_wait_s` (`waited_s`: seconds since it was created), then they all
+    become feasible and are listed, with the reason, in `relaxed`.
 
     Rules, first match wins: residency (only for a pod with one) — node unknown, in conflict, without a
     trusted country, or whose label disagrees with its site → unresolvable; country outside the residency
@@ -128,7 +140,16 @@ def filter_nodes(
             failed[name] = reason
         else:
             unresolvable[name] = reason
-    return FilterResult(feasible, failed, unresolvable)
+    if feasible or not failed:
+        return FilterResult(feasible, {n: f"{r}; other nodes fit" for n, r in failed.items()}, unresolvable)
+    bound = max(0.0, max_heat_wait_s)
+    if waited_s < bound:  # only hot nodes fit: hold the pod, but not for longer than the bound
+        held = f"; only heat-blocked nodes fit, held {waited_s:.0f} s of the {bound:.0f} s heat wait bound"
+        return FilterResult([], {n: r + held for n, r in failed.items()}, unresolvable)
+    taken = (f"taken although heat-blocked: no other node fits and the pod waited {waited_s:.0f} s "
+             f"(heat wait bound {bound:.0f} s)")
+    relaxed = {n: f"{r}; {taken}" for n, r in failed.items()}
+    return FilterResult(list(relaxed), {}, unresolvable, relaxed)
 
 
 def _verdict(
