@@ -17,15 +17,18 @@ from pathlib import Path
 import yaml
 from kubernetes import client
 
-from heatsched.cluster.controlplane import render_scheduler_config
+from heatsched.cluster.controlplane import HEAT_AWARE_RETRY_FLAG, render_scheduler_config
 from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.cluster.procs import Service, free_port, log_tail
 from heatsched.cluster.prometheus import PrometheusServer
 from heatsched.cluster.toolchain import Toolchain
+from heatsched.operator_app.fuel import FUEL_SITE_LABEL, priority_class
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES = ("montlucon-residence", "metz-hospital", "sarreguemines-factory", "frankfurt-office")
 REFRESH_S = 2  # e2e patches every example site to refresh this often
+MAX_HEAT_WAIT_S = 30  # the operator's heat wait bound in e2e (default 600)
+FUEL_NAMESPACE = "heatsched-fuel"
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
@@ -68,12 +71,14 @@ class Stack:
         self.scheduler = Service("heat-aware-scheduler", [
             binary, f"--config={cfg}", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
             f"--authentication-kubeconfig={self.cluster.kubeconfig}",
-            f"--authorization-kubeconfig={self.cluster.kubeconfig}"], self.workdir / "heat-aware-scheduler.log").start()
+            f"--authorization-kubeconfig={self.cluster.kubeconfig}", HEAT_AWARE_RETRY_FLAG],
+            self.workdir / "heat-aware-scheduler.log").start()
 
     def start_operator(self, *, extender: bool = True) -> None:
         argv = [sys.executable, "-m", "heatsched.cli", "operator", f"--kubeconfig={self.cluster.kubeconfig}",
                 f"--prometheus-url={self.prometheus.url}", f"--webhook-port={self.webhook_port}",
                 f"--extender-port={self.extender_port() if extender else 0}", "--status-heartbeat=3",
+                f"--max-heat-wait={MAX_HEAT_WAIT_S}",
                 f"--webhook-cert-dir={self.workdir / 'webhook-tls'}"]
         if self.webhook_host != "127.0.0.1":
             argv += ["--webhook-host=0.0.0.0", f"--webhook-public-host={self.webhook_host}"]
@@ -124,9 +129,11 @@ class Stack:
         self.kubectl("wait", "--for=condition=Established", "crd/heatsites.heatsched.io",
                      "crd/thermaldemands.heatsched.io", "--timeout=60s")
         self.kubectl("apply", "-f", str(ROOT / "examples"))
-        for site in SITES:
-            self.custom.patch_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site,
-                                                    {"spec": {"telemetry": {"refreshSeconds": REFRESH_S}}})
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(priority_class()))
+        self.kubectl("create", "namespace", FUEL_NAMESPACE, check=False)
+        for site in SITES:  # heat fuel off unless a test turns it on (tests/e2e/test_fuel.py)
+            self.custom.patch_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site, {"spec": {
+                "telemetry": {"refreshSeconds": REFRESH_S}, "fuel": {"enabled": False}}})
             for i in (1, 2):
                 self.core.create_node(kwok_node(f"{site}-{i}", pool=site, cpu="4"))
         self.start_operator()
@@ -171,6 +178,15 @@ class Stack:
 
     def node_site(self, node: str) -> str:
         return node.rsplit("-", 1)[0]
+
+    def fuel_pods(self, site: str | None = None) -> list:
+        selector = f"{FUEL_SITE_LABEL}={site}" if site else FUEL_SITE_LABEL
+        pods = self.core.list_namespaced_pod(FUEL_NAMESPACE, label_selector=selector).items
+        return [p for p in pods if p.metadata.deletion_timestamp is None]
+
+    def set_fuel(self, site: str, enabled: bool) -> None:
+        self.custom.patch_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site,
+                                                {"spec": {"fuel": {"enabled": enabled}}})
 
 
 def load_yaml(path: Path) -> list[dict]:

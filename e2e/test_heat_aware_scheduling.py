@@ -104,6 +104,26 @@ def test_overheated_sites_get_no_new_pods_and_pending_pods_schedule_once_one_coo
     assert set(bound(stack, heat_namespace, ["hot-0", "hot-1"], timeout=60).values()) == {MONTLUCON}
 
 
+def test_heat_never_keeps_a_pod_waiting_past_the_bound(stack, heat_namespace):
+    """Every French tank hot and none cooling: the FR pod is held off them, then placed on one once it has
+    waited the operator's heat wait bound (e2e runs it at MAX_HEAT_WAIT_S), and explain says so."""
+    from stack import MAX_HEAT_WAIT_S
+
+    stack.set_temperatures({MONTLUCON: 86.0, METZ: 81.0, SARREGUEMINES: 96.0, FRANKFURT: 40.0})
+    began = time.monotonic()
+    stack.pod(heat_namespace, "patient", annotations=FR)
+    message = scheduling_message(stack, heat_namespace, "patient")
+    assert "heat wait bound" in message, message
+    site = bound(stack, heat_namespace, ["patient"], timeout=MAX_HEAT_WAIT_S + 90)["patient"]
+    assert site in (MONTLUCON, METZ, SARREGUEMINES)  # hot, but French: residency never bends
+    assert time.monotonic() - began >= MAX_HEAT_WAIT_S - 1
+    record = json.loads(wait_for(lambda: (stack.core.read_namespaced_pod("patient", heat_namespace)
+                                          .metadata.annotations or {}).get("heatsched.io/placement"), 15))
+    assert "taken although heat-blocked" in record["heatWaitBound"], record
+    assert "heat wait bound used" in explain(stack, heat_namespace, "patient")
+    stack.set_temperatures({MONTLUCON: 70.0, METZ: 70.0, SARREGUEMINES: 88.0, FRANKFURT: 30.0})
+
+
 def test_without_the_extender_pods_still_schedule_and_residency_holds(stack, heat_namespace):
     stack.set_temperatures({MONTLUCON: 70.0, METZ: 70.0, SARREGUEMINES: 88.0, FRANKFURT: 30.0})
     stack.stop_operator()

@@ -253,7 +253,8 @@ def test_placement_values_reach_each_deployment_separately():
 
 def test_scheduler_disabled_renders_no_scheduler_objects():
     objs = render("scheduler.enabled=false")
-    assert {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in objs} == {"operator", "webhook-cleanup"}
+    assert {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in objs} == {
+        "operator", "webhook-cleanup", "fuel"}
     assert not find(objs, "ConfigMap") and not find(objs, "RoleBinding")
 
 
@@ -265,7 +266,7 @@ def test_operator_cluster_role_grants_exactly_what_the_operator_uses():
         *{("heatsched.io", f"{r}/status", v, "*") for r in ("heatsites", "thermaldemands")
           for v in ("get", "patch", "update")},
         *{("", "nodes", v, "*") for v in (*read, "patch")},
-        *{("", "pods", v, "*") for v in (*read, "patch")},
+        *{("", "pods", v, "*") for v in (*read, "patch", "create", "delete")},
         *{("", "namespaces", v, "*") for v in read},
         *{("", "events", v, "*") for v in ("create", "patch")},
         *{("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in read},
@@ -277,6 +278,21 @@ def test_operator_cluster_role_grants_exactly_what_the_operator_uses():
     binding = one(objs, "ClusterRoleBinding", "heatsched")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "heatsched", "namespace": NAMESPACE}]
     assert deployment(objs, "operator")["spec"]["template"]["spec"]["serviceAccountName"] == "heatsched"
+
+
+def test_fuel_priority_class_is_below_every_tenant_and_matches_the_local_stacks_copy():
+    from heatsched.operator_app.fuel import priority_class
+
+    objs = render()
+    chart = one(objs, "PriorityClass", "heatsched-fuel")
+    mine = priority_class()
+    assert {k: chart[k] for k in ("value", "preemptionPolicy", "globalDefault", "description")} == {
+        k: mine[k] for k in ("value", "preemptionPolicy", "globalDefault", "description")}
+    assert chart["value"] < 0 and chart["preemptionPolicy"] == "Never"
+    assert one(objs, "Namespace", "heatsched-fuel")
+    assert "--no-fuel" in deployment(render("fuel.disabled=true"), "operator")["spec"]["template"]["spec"][
+        "containers"][0]["args"]
+    assert not find(render("fuel.priorityClass.create=false", "fuel.namespace.create=false"), "PriorityClass")
 
 
 def test_cleanup_hook_may_only_delete_the_operators_webhook_configurations():

@@ -20,6 +20,7 @@ from heatsched.thermal import (
     season,
     site_view,
     state_reason,
+    saturation_band_k,
     thermal_state,
 )
 
@@ -101,13 +102,23 @@ def test_absorbable_power_at_the_edges(temp_c, demand_kw, expected):
     ],
 )
 def test_thermal_state_table(temp_c, fresh, band, expected):
-    assert thermal_state(temp_c, TANK, fresh, saturation_band_k=band) is expected
+    assert thermal_state(temp_c, TANK, fresh, band_k=band) is expected
 
 
 def test_heating_wins_over_saturated_when_the_band_reaches_below_target():
     narrow = Tank(volume_l=500, min_c=55, target_c=60, max_c=62)
-    assert thermal_state(59.5, narrow, True) is ThermalState.HEATING
-    assert thermal_state(60.0, narrow, True) is ThermalState.SATURATED
+    assert thermal_state(59.5, narrow, True, band_k=3.0) is ThermalState.HEATING
+    assert thermal_state(60.0, narrow, True, band_k=3.0) is ThermalState.SATURATED
+
+
+def test_a_tank_whose_top_is_close_above_target_keeps_a_comfortable_band():
+    """Warm-water cooling: the servers reach 65 °C, target 62 °C. The band shrinks to half the gap (1.5 K),
+    so a tank at target is Comfortable, not Saturated."""
+    close = Tank(volume_l=3000, min_c=55, target_c=62, max_c=65)
+    assert saturation_band_k(close) == 1.5
+    assert thermal_state(62.0, close, True) is ThermalState.COMFORTABLE
+    assert thermal_state(63.5, close, True) is ThermalState.SATURATED
+    assert saturation_band_k(Tank(volume_l=1, min_c=55, target_c=60, max_c=85)) == 3.0
 
 
 @pytest.mark.parametrize("state", list(ThermalState))

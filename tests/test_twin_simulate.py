@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from heatsched.thermal import profile_kw
 from heatsched.twin.draw import DayFactorModel
 from heatsched.twin.policies import POLICY_NAMES, Cluster, Env, HeatAware, Policy
 from heatsched.twin.simulate import SimConfig, build_scenario, run_policy, simulate
-from heatsched.twin.sites import load_sites
+from heatsched.twin.sites import backup_kw_for, load_sites
+from heatsched.twin.tank import litres40_to_kwh
 from heatsched.twin.trace import TraceParams, generate
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SMALL = SimConfig(days=1, step_s=120, seed=3)
+WINTER = SimConfig(days=7, seed=1, start=datetime(2025, 1, 6))  # a Monday: coldest inlet, winter factors
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +109,44 @@ def test_demand_series_follows_the_manifest_profile(sites):
         when = start + timedelta(minutes=minute)
         factor = 1.0 if when.day == 4 else 2.0
         assert series[minute] == pytest.approx(profile_kw(demand.profile, when) * factor)
+
+
+def test_scenario_demand_is_the_draw_heat_at_the_days_inlet(sites):
+    scenario = build_scenario(sites, SimConfig(days=2, step_s=600, seed=5, start=datetime(2025, 1, 6)))
+    i = [s.name for s in scenario.sites].index("montlucon-residence")
+    inlet = scenario.inlet_c[i]
+    assert inlet.max() < 10  # January mains water, below the 12 °C annual mean
+    h = scenario.config.step_s / 3600
+    draw_heat_kw = np.array([litres40_to_kwh(v, t) for v, t in zip(scenario.draw_l40[i], inlet)]) / h
+    assert scenario.demand_kw[i] == pytest.approx(draw_heat_kw + scenario.heat_kw[i])
+    assert draw_heat_kw.sum() > 1.1 * scenario.draw_l40[i].sum() * litres40_to_kwh(1, 12) / h  # colder: more heat
+
+
+def test_backup_sized_by_build_scenario_keeps_a_winter_week_above_the_floor(sites):
+    scenario = build_scenario(sites, WINTER)
+    for i, site in enumerate(scenario.sites):
+        assert site.tank.backup_kw >= backup_kw_for(scenario.demand_kw[i].max(), site.tank)
+    result = run_policy(scenario, "spreading")
+    assert result.metrics["minutes_below_floor"] == 0
+    assert result.metrics["backup_kwh"] > 0  # the burner did work: the floor was held, not untested
+
+
+def test_build_scenario_raises_an_undersized_backup_which_alone_would_leave_the_tank_cold(sites):
+    undersized = [s.with_backup_kw(2.0) for s in sites]
+    scenario = build_scenario(undersized, WINTER)
+    for i, site in enumerate(scenario.sites):
+        assert site.tank.backup_kw == pytest.approx(backup_kw_for(scenario.demand_kw[i].max(), site.tank))
+    assert run_policy(scenario, "spreading").metrics["minutes_below_floor"] == 0
+    kept_small = replace(scenario, sites=[s.with_backup_kw(2.0) for s in scenario.sites])
+    assert run_policy(kept_small, "spreading").metrics["minutes_below_floor"] > 60
+
+
+def test_example_loop_shares_are_within_the_cited_35_to_60_percent(sites):
+    shares = {s.name: s.loop_share() for s in sites if s.loop_share() is not None}
+    assert set(shares) == {"montlucon-residence", "metz-hospital"}
+    assert all(0.35 <= v <= 0.60 for v in shares.values()), shares
+    assert shares["montlucon-residence"] == pytest.approx(0.40, abs=0.01)
+    assert shares["metz-hospital"] == pytest.approx(0.45, abs=0.01)
 
 
 def test_cli_writes_json_and_plots(tmp_path, capsys):

@@ -1,10 +1,16 @@
-"""Tank physics of the digital twin: hand-computed steps, the backup floor, dumping, energy conservation."""
+"""Tank physics of the digital twin: hand-computed steps, the backup floor, dumping, the coolant supply cap,
+the seasonal inlet, energy conservation."""
 
 from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from heatsched.twin.draw import inlet_celsius, inlet_on
+from heatsched.twin.sites import load_sites
 from heatsched.twin.tank import (
     TankParams,
     TankState,
@@ -17,6 +23,7 @@ from heatsched.twin.tank import (
 
 HOUR = 3600.0
 C_1500 = 1500 * 4.186 / 3600  # kWh/K of a 1500 L tank, by hand: 1.744166...
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def params(**overrides: float) -> TankParams:
@@ -126,6 +133,54 @@ def test_energy_is_conserved_over_a_week_of_minute_steps():
     assert s.backup_kwh > 0 and s.dumped_kwh > 0, "the week must exercise both limits"
     assert abs(change - (inputs - outputs)) <= 0.001 * (inputs + outputs)
     assert 0 < s.served_by_it_kwh <= s.draw_kwh + s.heat_kwh
+
+
+def test_server_heat_cannot_lift_the_tank_above_the_coolant_supply_and_is_dumped_instead():
+    (site,) = load_sites([EXAMPLES / "montlucon-residence.yaml"])
+    assert site.spec.tank.max_celsius == 85 and site.spec.heat_recovery.supply_celsius == 65
+    p = site.tank
+    assert p.max_c == 65  # min(tank max 85, coolant supply 65)
+    s = TankState(temperature_c=64.5)
+    flows = step(p, s, HOUR, it_kw=10, draw_l40=0, heat_kw=0)  # 9.5 kWh would lift it ~5 K, to ~69.9 °C
+    loss = p.ua_kw_per_k * (64.5 - p.ambient_c)
+    assert s.temperature_c == 65.0
+    assert flows.dumped == pytest.approx(9.5 - loss - 0.5 * C_1500)
+    assert s.dumped_kwh == pytest.approx(flows.dumped) and flows.it == pytest.approx(9.5)
+
+
+def test_seasonal_inlet_is_colder_in_january_than_in_august_and_a_january_draw_takes_more_heat():
+    january, august = inlet_on(12.0, date(2025, 1, 15)), inlet_on(12.0, date(2025, 8, 15))
+    assert 7 <= january < 10 and 15 < august <= 20  # France: ~7-10 °C in winter, 15-20 °C in late summer
+    assert np.mean(inlet_celsius(12.0, np.arange(1, 366))) == pytest.approx(12.0, abs=0.01)  # the manifest's mean
+    heats = []
+    for inlet in (january, august):
+        s = TankState(temperature_c=60.0)
+        heats.append(step(params(), s, 60, it_kw=0, draw_l40=100, heat_kw=0, inlet_c=inlet).draw)
+    assert heats == pytest.approx([litres40_to_kwh(100, january), litres40_to_kwh(100, august)])
+    assert heats[0] > 1.3 * heats[1]  # (40 − 8.4) / (40 − 16) ≈ 1.32 for the same 100 L at 40 °C
+
+
+def test_energy_is_conserved_over_a_week_with_a_varying_inlet():
+    p = params(ua_kw_per_k=None, backup_kw=12)
+    rng = np.random.default_rng(11)
+    minutes = 7 * 24 * 60
+    hour = (np.arange(minutes) // 60) % 24
+    # one simulated day per month of the year (days 15, 45, ..., 195): the inlet spans 8 to ~16 °C
+    inlet = inlet_celsius(p.inlet_c, 15 + 30 * (np.arange(minutes) // 1440))
+    it = np.where(hour < 6, rng.uniform(10, 20, minutes), 0.0)
+    peak = ((hour >= 6) & (hour < 9)) | ((hour >= 18) & (hour < 22))
+    draws = np.where(peak, rng.uniform(0, 16, minutes), 0.5)
+    s = TankState(temperature_c=60.0)
+    start = stored_kwh(p, s.temperature_c)
+    for k in range(minutes):
+        step(p, s, 60, it_kw=float(it[k]), draw_l40=float(draws[k]), heat_kw=1.5, inlet_c=float(inlet[k]))
+    inputs = s.it_kwh + s.backup_kwh
+    outputs = s.draw_kwh + s.heat_kwh + s.loss_kwh + s.dumped_kwh
+    change = stored_kwh(p, s.temperature_c) - start
+    assert inlet.max() - inlet.min() > 7
+    assert s.backup_kwh > 0 and s.dumped_kwh > 0, "the week must exercise both limits"
+    assert s.draw_kwh != pytest.approx(litres40_to_kwh(draws.sum(), p.inlet_c), rel=0.01), "the inlet must matter"
+    assert abs(change - (inputs - outputs)) <= 0.001 * (inputs + outputs)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT_CANDIDATES = (Path.cwd(), Path(__file__).resolve().parents[2])
+FUEL_NAMESPACE = "heatsched-fuel"
 
 
 def _examples() -> Path:
@@ -42,6 +43,7 @@ class Demo:
         self.rng = random.Random(args.seed)
         self.jobs: dict[tuple[str, str], float] = {}  # (namespace, name) -> end time
         self.placed: dict[tuple[str, str], str] = {}  # -> node
+        self.burst_result: tuple[int, int, float, int] | None = None  # bound, submitted, slowest s, fuel pods
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.1f} s] {text}", flush=True)
@@ -56,6 +58,7 @@ class Demo:
         from heatsched.cluster.prometheus import PrometheusServer
         from heatsched.cluster.toolchain import Toolchain
         from heatsched.models import load_manifest
+        from heatsched.operator_app.fuel import priority_class
 
         root = _examples()
         self.cp = ControlPlane(name="demo").up()
@@ -70,11 +73,14 @@ class Demo:
         run("apply", "-f", str(root / "crds"))
         run("wait", "--for=condition=Established", "crd/heatsites.heatsched.io", "crd/thermaldemands.heatsched.io")
         run("apply", "-f", str(root / "examples"))
+        self.core.create_namespace({"metadata": {"name": FUEL_NAMESPACE}})
+        client.SchedulingV1Api(self.api).create_priority_class(priority_class())
         self.sites = [o for p in sorted((root / "examples").glob("*.yaml")) for o in load_manifest(p)
                       if type(o).__name__ == "HeatSite"]
+        fuel = {"coresPerPod": self.args.fuel_cores_per_pod, "enabled": not self.args.no_fuel}
         for site in self.sites:
             self.custom.patch_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site.name,
-                                                    {"spec": {"telemetry": {"refreshSeconds": 2}}})
+                                                    {"spec": {"telemetry": {"refreshSeconds": 2}, "fuel": fuel}})
             for i in range(self.args.nodes_per_site):
                 self.core.create_node(kwok_node(f"{site.name}-{i}", pool=site.name, cpu=str(self.args.cpu_per_node)))
         self.say(f"{len(self.sites)} HeatSites applied from examples/, {self.args.nodes_per_site} kwok nodes each: "
@@ -140,6 +146,38 @@ class Demo:
                 "terminationGracePeriodSeconds": 0}})
             self.jobs[(ns, name)] = time.monotonic() + self.rng.uniform(*self.args.job_seconds)
 
+    def fuel_pods(self) -> int:
+        pods = self.core.list_namespaced_pod(FUEL_NAMESPACE).items
+        return sum(1 for p in pods if p.spec.node_name and p.metadata.deletion_timestamp is None)
+
+    def burst(self) -> None:
+        """A tenant burst while fuel runs: FR jobs that need the cores fuel holds; time until each is bound."""
+        n, cpu = self.args.burst, self.args.burst_cpu
+        fuel_before = self.fuel_pods()
+        self.say(f"tenant burst: {n} tenant-fr jobs of {cpu} CPU arrive ({fuel_before} fuel pods running)")
+        created: dict[str, float] = {}
+        for i in range(n):
+            name = f"burst-{i:03d}-{self.rng.randrange(1 << 16):04x}"
+            self.core.create_namespaced_pod("tenant-fr", {"metadata": {"name": name}, "spec": {
+                "containers": [{"name": "work", "image": "busybox", "resources": {"requests": {"cpu": str(cpu)}}}],
+                "terminationGracePeriodSeconds": 0}})
+            created[name] = time.monotonic()
+            self.jobs[("tenant-fr", name)] = time.monotonic() + self.rng.uniform(*self.args.job_seconds)
+        waits: dict[str, float] = {}
+        deadline = time.monotonic() + 120
+        while len(waits) < n and time.monotonic() < deadline:
+            for pod in self.core.list_namespaced_pod("tenant-fr").items:
+                name = pod.metadata.name
+                if name in created and name not in waits and pod.spec.node_name:
+                    waits[name] = time.monotonic() - created[name]
+                    self.placed[("tenant-fr", name)] = pod.spec.node_name
+            time.sleep(0.2)
+        ordered = sorted(waits.values())
+        p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)] if ordered else float("nan")
+        self.say(f"tenant burst: {len(waits)}/{n} bound, slowest after {max(ordered, default=float('nan')):.1f} s "
+                 f"(p95 {p95:.1f} s); fuel pods {fuel_before} -> {self.fuel_pods()}: tenants preempt fuel")
+        self.burst_result = (len(waits), n, max(ordered, default=float("nan")), fuel_before)
+
     def reap(self) -> None:
         now = time.monotonic()
         for (ns, name), end in list(self.jobs.items()):
@@ -161,19 +199,25 @@ class Demo:
                 running[site] = running.get(site, 0) + 1
         pending = sum(1 for k in self.jobs if k not in self.placed)
         print(f"         sim {self._twin()['simTime'][5:16]}  pending {pending}")
-        print(f"         {'site':24} {'cc':2} {'tank °C':>7} {'state':11} {'pods':>4} {'IT kW':>6} "
+        print(f"         {'site':24} {'cc':2} {'tank °C':>7} {'state':11} {'pods':>4} {'fuel':>10} {'IT kW':>6} "
               f"{'served kWh':>10} {'backup kWh':>10}")
         for site in self.sites:
             t, st = twin[site.name], self._status(site.name)
+            fuel = st.get("fuel") or {}
+            cores = f"{fuel.get('cores', 0)}c" if fuel.get("allowed") else "off"
             print(f"         {site.name:24} {site.spec.country:2} {t['temperatureC']:7.1f} "
-                  f"{st.get('state', '?'):11} {running.get(site.name, 0):4d} {t['itKW']:6.2f} "
+                  f"{st.get('state', '?'):11} {running.get(site.name, 0):4d} {cores:>10} {t['itKW']:6.2f} "
                   f"{t['servedByITKWh']:10.1f} {t['backupKWh']:10.1f}", flush=True)
 
     def run(self) -> int:
         self.up()
         end = time.monotonic() + self.args.duration
+        burst_at = time.monotonic() + 0.55 * self.args.duration if self.args.burst else float("inf")
         next_table = 0.0
         while time.monotonic() < end:
+            if time.monotonic() >= burst_at:
+                self.burst()
+                burst_at = float("inf")
             self.submit(self.args.jobs_per_tick)
             self.reap()
             if time.monotonic() >= next_table:
@@ -250,5 +294,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fr-share", type=float, default=0.6, help="share of jobs with residency FR (default 0.6)")
     p.add_argument("--table-every", type=float, default=15, help="seconds between status tables (default 15)")
     p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    p.add_argument("--no-fuel", action="store_true", help="run without heat fuel (the counterfactual is still shown)")
+    p.add_argument("--fuel-cores-per-pod", type=int, default=32, help="CPU of one heat fuel pod (default 32)")
+    p.add_argument("--burst", type=int, default=16,
+                   help="tenant-fr jobs arriving at once halfway through, to preempt fuel (default 16; 0: none)")
+    p.add_argument("--burst-cpu", type=int, default=64, help="CPU of each burst job (default 64)")
     p.add_argument("--keep", action="store_true", help="keep everything running at the end until Ctrl-C")
     p.set_defaults(func=_run)

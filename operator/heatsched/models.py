@@ -627,6 +627,7 @@ class HeatSiteStatus(WireModel):
         nodes: list[str],
         observed_generation: int | None = None,
         conditions: Sequence[Condition] = (),
+        fuel: FuelStatus | None = None,
     ) -> HeatSiteStatus:
         """The status the operator writes for a site the placement core sees as `view`."""
         return cls(
@@ -641,6 +642,7 @@ class HeatSiteStatus(WireModel):
             it_load_kw=view.it_load_kw,
             nodes=sorted(nodes),
             node_count=len(nodes),
+            fuel=fuel,
             observed_generation=observed_generation,
             conditions=list(conditions),
         )
@@ -745,6 +747,7 @@ class HeatSite:
     spec: HeatSiteSpec
     generation: int | None = None
     status: HeatSiteStatus | None = None
+    uid: str | None = None  # to attach Events to the object
 
 
 @dataclass(frozen=True, slots=True)
@@ -818,7 +821,7 @@ def parse_heatsite(obj: Any) -> HeatSite:
     if len(name) > SITE_NAME_MAX:
         raise SpecError(f"HeatSite {name}: name longer than {SITE_NAME_MAX} characters (it is used as a label value)")
     spec = _validate(HeatSiteSpec, obj.get("spec"), f"HeatSite {name}: spec")
-    return HeatSite(name, spec, meta.get("generation"), _status(HeatSiteStatus, obj))
+    return HeatSite(name, spec, meta.get("generation"), _status(HeatSiteStatus, obj), meta.get("uid"))
 
 
 def parse_thermaldemand(obj: Any) -> ThermalDemand:

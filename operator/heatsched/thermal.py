@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from heatsched.models import DemandProfile, DemandSource, HeatSiteSpec, ThermalDemandSpec
 from heatsched.placement.model import SiteView, Tank, ThermalState
 
 WATER_DENSITY_KG_PER_L = 1.0
 WATER_SPECIFIC_HEAT_KJ_PER_KG_K = 4.186
-SATURATION_BAND_K = 3.0  # Saturated: within this many kelvin below the tank maximum
+SATURATION_BAND_K = 3.0  # Saturated: within this many kelvin below the tank maximum (at most half of target..max)
 HORIZON_H = 1.0  # absorbable power is what the tank takes over this horizon
 SANE_RANGE_C = (0.0, 150.0)  # liquid water in a tank; outside this the sensor is broken
 FUTURE_SKEW_S = 30.0  # a reading dated further in the future than this is not trusted
@@ -35,6 +35,14 @@ class Reading:
 
     celsius: float
     at: datetime
+
+
+def saturation_band_k(tank: Tank) -> float:
+    """Width of the Saturated band below the top: min(3 K, (max − target)/2), at least 0.1 K.
+
+    With warm-water cooling the top server heat can reach is only 3–5 K above target; a fixed 3 K band would
+    call a tank at its target Saturated and keep new load off it."""
+    return max(0.1, min(SATURATION_BAND_K, (tank.max_c - tank.target_c) / 2))
 
 
 def energy_kwh(volume_l: float, delta_k: float) -> float:
@@ -57,7 +65,7 @@ def absorbable_kw(
     it_load_kw: float = 0.0,
     efficiency: float = 0.95,
     horizon_h: float = HORIZON_H,
-    margin_k: float = SATURATION_BAND_K,
+    margin_k: float | None = None,
 ) -> float:
     """IT power the tank can take, on top of the load already running, over the horizon without
     entering the saturation band:
@@ -71,12 +79,13 @@ def absorbable_kw(
     """
     if not _sane(temp_c):
         return 0.0
+    margin_k = saturation_band_k(tank) if margin_k is None else margin_k
     stored_kw = energy_kwh(tank.volume_l, tank.max_c - margin_k - temp_c) / horizon_h
     return max(0.0, (stored_kw + max(0.0, demand_kw)) / efficiency - max(0.0, it_load_kw))
 
 
 def thermal_state(
-    temp_c: float | None, tank: Tank, fresh: bool, *, saturation_band_k: float = SATURATION_BAND_K
+    temp_c: float | None, tank: Tank, fresh: bool, *, band_k: float | None = None
 ) -> ThermalState:
     """Classify a tank temperature; the first matching row wins:
 
@@ -86,7 +95,7 @@ def thermal_state(
     | T < min                             | Cold        |
     | T < target                          | Heating     |
     | T >= max                            | Overheated  |
-    | T >= max − saturation band          | Saturated   |
+    | T >= max − saturation band          | Saturated   |   (band: saturation_band_k)
     | otherwise                           | Comfortable |
     """
     if not fresh or not _sane(temp_c):
@@ -97,21 +106,22 @@ def thermal_state(
         return ThermalState.HEATING
     if temp_c >= tank.max_c:
         return ThermalState.OVERHEATED
-    if temp_c >= tank.max_c - saturation_band_k:
+    if temp_c >= tank.max_c - (saturation_band_k(tank) if band_k is None else band_k):
         return ThermalState.SATURATED
     return ThermalState.COMFORTABLE
 
 
 def state_reason(
-    state: ThermalState, temp_c: float | None, tank: Tank, *, saturation_band_k: float = SATURATION_BAND_K
+    state: ThermalState, temp_c: float | None, tank: Tank, *, band_k: float | None = None
 ) -> str:
     """One sentence saying why `thermal_state` returned `state` (for status and explain)."""
     t = f"{temp_c:.1f} °C" if temp_c is not None and math.isfinite(temp_c) else "no temperature"
+    band = saturation_band_k(tank) if band_k is None else band_k
     return {
         ThermalState.COLD: f"{t} is below the {tank.min_c:g} °C floor: heat badly needed",
         ThermalState.HEATING: f"{t} is below the {tank.target_c:g} °C target: heat wanted",
         ThermalState.COMFORTABLE: f"{t} is between target {tank.target_c:g} °C and the saturation band",
-        ThermalState.SATURATED: f"{t} is within {saturation_band_k:g} K of the {tank.max_c:g} °C maximum: no new load",
+        ThermalState.SATURATED: f"{t} is within {band:g} K of the {tank.max_c:g} °C maximum: no new load",
         ThermalState.OVERHEATED: f"{t} is at or above the {tank.max_c:g} °C maximum: heat would be dumped",
         ThermalState.UNKNOWN: f"{t}: no fresh, sane reading",
     }[state]
@@ -131,7 +141,7 @@ def site_view(
     it_load_kw: float = 0.0,
     *,
     horizon_h: float = HORIZON_H,
-    saturation_band_k: float = SATURATION_BAND_K,
+    band_k: float | None = None,
 ) -> SiteView:
     """The placement core's view of a site from its spec and its latest reading.
 
@@ -143,7 +153,7 @@ def site_view(
     age = reading_age_s(reading, now) if reading is not None else None
     fresh = age is not None and -FUTURE_SKEW_S <= age <= spec.telemetry.max_age_seconds and _sane(reading.celsius)
     temp = reading.celsius if reading is not None and _sane(reading.celsius) else None
-    state = thermal_state(temp, tank, fresh, saturation_band_k=saturation_band_k)
+    state = thermal_state(temp, tank, fresh, band_k=band_k)
     if reading is None:
         reason = "no reading"
     elif temp is None:
@@ -153,7 +163,7 @@ def site_view(
             f"reading is dated {-age:.0f} s in the future"
         )
     else:
-        reason = state_reason(state, temp, tank, saturation_band_k=saturation_band_k)
+        reason = state_reason(state, temp, tank, band_k=band_k)
     return SiteView(
         name=name,
         country=spec.country,
@@ -165,7 +175,7 @@ def site_view(
         heat_deficit_kwh=heat_deficit_kwh(tank, temp) if fresh else 0.0,
         absorbable_kw=absorbable_kw(
             tank, temp, demand_kw, it_load_kw=it_load_kw, efficiency=spec.heat_recovery.efficiency,
-            horizon_h=horizon_h, margin_k=saturation_band_k,
+            horizon_h=horizon_h, margin_k=band_k,
         ) if fresh else 0.0,
         demand_kw=demand_kw,
         it_load_kw=it_load_kw,
@@ -204,6 +214,16 @@ def demand_now(
     if spec.profile is not None:
         return profile_kw(spec.profile, when), DemandSource.PROFILE
     return None, None
+
+
+def demand_forecast_kw(spec: ThermalDemandSpec, start: datetime, horizon_h: float, live_kw: float | None) -> float:
+    """Mean demand (kW) expected over [start, start + horizon_h), `start` in the site's local time: the
+    profile sampled every 15 min; a demand without a profile keeps its live value (0 when unknown)."""
+    if spec.profile is None:
+        return live_kw if live_kw is not None and math.isfinite(live_kw) and live_kw >= 0 else 0.0
+    samples = max(1, int(math.ceil(horizon_h * 4)))
+    step = horizon_h / samples
+    return sum(profile_kw(spec.profile, start + timedelta(hours=i * step)) for i in range(samples)) / samples
 
 
 def _sane(temp_c: float | None) -> bool:

@@ -28,6 +28,9 @@ from heatsched.cluster.toolchain import Toolchain
 
 CONTEXT_PREFIX = "heatsched-local"  # the e2e suite trusts contexts it made: this prefix, or kind-heatsched-e2e
 HEAT_AWARE_SCHEDULER = "heat-aware"
+# pods the extender held off heat-blocked nodes are retried at least this often (kube-scheduler's default is
+# 5 min), so the heat wait bound (`heatsched operator --max-heat-wait`) is not stretched by the queue
+HEAT_AWARE_RETRY_FLAG = "--pod-max-in-unschedulable-pods-duration=20s"
 
 
 def state_root() -> Path:
@@ -156,10 +159,11 @@ class ControlPlane:
             if self.heat_aware_scheduler:
                 schedulers.append(("heat-aware-scheduler", heat_cfg, p["heat_scheduler"]))
             for name, cfg, port in schedulers:
+                retry = [HEAT_AWARE_RETRY_FLAG] if name == "heat-aware-scheduler" else []
                 self._start(name, [
                     binaries["kube-scheduler"], f"--config={cfg}", "--bind-address=127.0.0.1",
                     f"--secure-port={port}", f"--authentication-kubeconfig={configs[SCHEDULER.user]}",
-                    f"--authorization-kubeconfig={configs[SCHEDULER.user]}",
+                    f"--authorization-kubeconfig={configs[SCHEDULER.user]}", *retry,
                 ], logs)
             for name, _, port in [("kube-controller-manager", None, p["controller_manager"]), *schedulers]:
                 self._wait(name, f"https://127.0.0.1:{port}/healthz", timeout, insecure=True)

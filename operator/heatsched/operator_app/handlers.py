@@ -24,13 +24,15 @@ import kopf
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from heatsched.extender.wire import V1Pod, WireError
+from heatsched.extender.wire import V1Pod, WireError, parse_cpu_quantity
 from heatsched.models import (
-    GROUP, HEATSITE_PLURAL, THERMALDEMAND_PLURAL, VERSION, Condition, ConditionStatus, HeatSiteStatus, SpecError, ThermalDemandStatus,
+    GROUP, HEATSITE_PLURAL, THERMALDEMAND_PLURAL, VERSION, Condition, ConditionStatus, FuelStatus, HeatSiteStatus,
+    SpecError, ThermalDemandStatus,
     expand_query, parse_heatsite, parse_thermaldemand,
 )
 from heatsched.operator_app.config import OperatorConfig
-from heatsched.operator_app.store import Store
+from heatsched.operator_app.fuel import FUEL_SITE_LABEL, FuelController
+from heatsched.operator_app.store import FuelPod, Store
 from heatsched.placement.model import ThermalState
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
@@ -50,6 +52,25 @@ def pod_cpu(spec: dict[str, Any]) -> float:
         return V1Pod.model_validate({"spec": spec}).cpu_request()
     except (ValueError, WireError):
         return 0.0
+
+
+def node_cpu(node: dict[str, Any]) -> float | None:
+    """Allocatable CPU cores of a Node object; None when absent or unreadable."""
+    raw = ((node.get("status") or {}).get("allocatable") or {}).get("cpu")
+    try:
+        return parse_cpu_quantity(raw) if raw is not None else None
+    except (ValueError, WireError):
+        return None
+
+
+def fuel_site_of(store: Store, meta: dict[str, Any]) -> str | None:
+    """The site of a heat fuel pod: labelled by the controller AND in that site's fuel namespace (a tenant's
+    pod wearing the label elsewhere stays tenant load)."""
+    site = (meta.get("labels") or {}).get(FUEL_SITE_LABEL)
+    hs = store.sites.get(site) if site else None
+    if hs is None or hs.spec.fuel is None or meta.get("namespace") != hs.spec.fuel.namespace:
+        return None
+    return site
 
 
 async def _call(fn, *args, **kwargs):
@@ -73,6 +94,9 @@ def meaningful(old: HeatSiteStatus | None, new: HeatSiteStatus, step_k: float) -
         return True
     if (old.state, old.nodes, old.reason) != (new.state, new.nodes, new.reason):
         return True
+    fuel_key = lambda f: None if f is None else (f.cores, f.planned_cores, f.pods, f.allowed, f.reason)  # noqa: E731
+    if fuel_key(old.fuel) != fuel_key(new.fuel):
+        return True
     if [(c.type, c.status, c.reason, c.message) for c in old.conditions] != \
        [(c.type, c.status, c.reason, c.message) for c in new.conditions]:
         return True
@@ -94,6 +118,7 @@ class Operator:
         self.store = store or Store()
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self.fuel = FuelController(self.store, self.core, source, enabled=config.fuel)
         self.written: dict[str, tuple[HeatSiteStatus, float]] = {}  # site -> (last status written, when)
         self.demand_written: dict[str, dict] = {}
 
@@ -137,10 +162,12 @@ class Operator:
         view = store.refresh_site(name)
         if view.state != old_state:
             await self.relabel(store.nodes_of(name))
-        await self.write_status(name, view, previous)
+        fuel = await self.fuel.reconcile(name, view)
+        await self.write_status(name, view, previous, fuel)
         await self.write_demands(name)
 
-    async def write_status(self, name: str, view, previous: HeatSiteStatus | None) -> None:
+    async def write_status(self, name: str, view, previous: HeatSiteStatus | None,
+                           fuel: FuelStatus | None = None) -> None:
         store, site = self.store, self.store.sites[name]
         now = datetime.now(timezone.utc)
         nodes, conflicts = store.nodes_of(name), store.conflicts_of(name)
@@ -168,7 +195,7 @@ class Operator:
         reading = store.readings.get(name)
         status = HeatSiteStatus.from_view(view, reading_time=reading.at if reading and view.temperature_c is not None
                                           else None, nodes=nodes, observed_generation=site.generation,
-                                          conditions=[fresh, ready])
+                                          conditions=[fresh, ready], fuel=fuel)
         last_written = self.written.get(name, (None, 0.0))[1]
         loop_now = asyncio.get_running_loop().time()
         if not meaningful(previous, status, self.config.temperature_step_k) and \
@@ -300,7 +327,8 @@ def register(registry: kopf.OperatorRegistry) -> None:
         if event["type"] == "DELETED":
             store.delete_node(name)
             return
-        store.set_node(name, dict(event["object"]["metadata"].get("labels") or {}))
+        obj = event["object"]
+        store.set_node(name, dict(obj["metadata"].get("labels") or {}), node_cpu(obj))
         await op(memo).relabel([name])
 
     @kopf.on.event("", "v1", "pods", registry=registry)
@@ -311,6 +339,12 @@ def register(registry: kopf.OperatorRegistry) -> None:
         if not uid or not spec:
             return
         gone = event["type"] == "DELETED" or status.get("phase") in TERMINATED
+        fuel_site = fuel_site_of(op(memo).store, meta)
+        if fuel_site is not None:
+            fuel = FuelPod(meta.get("name", ""), meta.get("namespace", ""), spec.get("nodeName"), pod_cpu(spec),
+                           meta.get("creationTimestamp") or "")
+            op(memo).store.set_pod(uid, None, 0.0, gone or bool(meta.get("deletionTimestamp")), fuel, fuel_site)
+            return
         bound_before = uid in op(memo).store.pods
         site = op(memo).store.set_pod(uid, spec.get("nodeName"), pod_cpu(spec), gone)
         if not gone and spec.get("nodeName") and not bound_before and op(memo).config.annotate_placements:

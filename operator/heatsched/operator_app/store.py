@@ -26,13 +26,25 @@ from zoneinfo import ZoneInfo
 
 from heatsched.models import HeatSite, ThermalDemand
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, STATE_LABEL, NodeView, SiteView, Snapshot
-from heatsched.thermal import Reading, demand_now, site_view
+from heatsched.thermal import Reading, demand_forecast_kw, demand_now, site_view
 
 
 @dataclass(slots=True)
 class BoundPod:
     node: str
     cpu: float
+    fuel_site: str | None = None  # a heat fuel pod: never tenant load
+
+
+@dataclass(slots=True)
+class FuelPod:
+    """A heat fuel pod the controller made (bound or pending)."""
+
+    name: str
+    namespace: str
+    node: str | None
+    cpu: float
+    created: str = ""  # creationTimestamp, RFC 3339 (sorts in time order)
 
 
 @dataclass
@@ -49,6 +61,8 @@ class Store:
     snapshot: Snapshot = field(default_factory=Snapshot)
     explanations: dict[str, dict] = field(default_factory=dict)  # pod uid -> last scoring (for explain)
     namespaces: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # name -> (annotations, labels)
+    node_alloc_cpu: dict[str, float] = field(default_factory=dict)  # node -> allocatable CPU cores
+    fuel_pods: dict[str, dict[str, FuelPod]] = field(default_factory=dict)  # site -> uid -> fuel pod
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
     # ---- membership --------------------------------------------------------------------------------
@@ -91,7 +105,9 @@ class Store:
         return sorted(n for n, c in self.claims.items() if site in c and len(c) > 1)
 
     # ---- events ------------------------------------------------------------------------------------
-    def set_node(self, node: str, labels: dict[str, str]) -> None:
+    def set_node(self, node: str, labels: dict[str, str], alloc_cpu: float | None = None) -> None:
+        if alloc_cpu is not None:
+            self.node_alloc_cpu[node] = alloc_cpu
         self.node_labels[node] = dict(labels)
         self.claims[node] = self._claims_of(node, labels)
         self.snapshot.nodes[node] = self._node_view(node)
@@ -101,6 +117,7 @@ class Store:
         self.claims.pop(node, None)
         self.snapshot.nodes.pop(node, None)
         self.node_cpu.pop(node, None)
+        self.node_alloc_cpu.pop(node, None)
 
     def set_site(self, site: HeatSite) -> None:
         self.sites[site.name] = site
@@ -127,8 +144,20 @@ class Store:
         self.demands.pop(name, None)
         self.live_demand.pop(name, None)
 
-    def set_pod(self, uid: str, node: str | None, cpu: float, terminated: bool) -> str | None:
-        """Track a pod; returns the site it was newly bound to (to charge and explain), else None."""
+    def set_pod(self, uid: str, node: str | None, cpu: float, terminated: bool,
+                fuel: FuelPod | None = None, fuel_site: str | None = None) -> str | None:
+        """Track a pod; returns the site it was newly bound to (to charge and explain), else None.
+
+        A heat fuel pod (`fuel_site` set) is kept apart: it is neither tenant IT load nor charged heat, since
+        tenants preempt it; the fuel controller counts it itself."""
+        if fuel_site is not None:
+            pods = self.fuel_pods.setdefault(fuel_site, {})
+            if terminated or fuel is None:
+                pods.pop(uid, None)
+            else:
+                pods[uid] = fuel
+            self.pods.pop(uid, None)
+            return None
         old = self.pods.get(uid)
         if node is None or terminated:
             self.delete_pod(uid)
@@ -166,6 +195,16 @@ class Store:
         nodes = self.nodes_of(site)
         cpu = sum(self.node_cpu.get(n, 0.0) for n in nodes)
         return (cpu * spec.power.watts_per_cpu + len(nodes) * spec.power.idle_watts_per_node) / 1000.0
+
+    def free_cores(self, site: str) -> float:
+        """Allocatable CPU of the site's nodes not requested by tenant pods (fuel pods count as free)."""
+        return sum(max(0.0, self.node_alloc_cpu.get(n, 0.0) - self.node_cpu.get(n, 0.0)) for n in self.nodes_of(site))
+
+    def demand_forecast_kw(self, site: str, now: datetime, horizon_h: float) -> float:
+        """Mean demand expected over the horizon, profiles read in the building's local time."""
+        local = now.astimezone(ZoneInfo(self.sites[site].spec.time_zone))
+        return sum(demand_forecast_kw(d.spec, local, horizon_h, self.live_demand.get(d.name))
+                   for d in self.demands.values() if d.spec.site_ref == site)
 
     def demand_kw(self, site: str, now: datetime) -> float:
         """Sum of the site's demands; profiles are read in the building's local time."""

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from heatsched.models import FuelCriterion, FuelSpec, HeatSiteSpec
 from heatsched.placement.model import Tank
-from heatsched.thermal import SATURATION_BAND_K, energy_kwh
+from heatsched.thermal import energy_kwh, saturation_band_k
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +155,9 @@ def plan_fuel(inp: FuelInputs, limits: FuelLimits, verdict: GuardVerdict) -> Fue
         return _plan(0, inp, f"guard: {verdict.reason}")
     if t is None or not inp.fresh or not math.isfinite(t):
         return _plan(0, inp, "no fresh tank reading: fuel off rather than heating blind")
-    if t >= tank.max_c - SATURATION_BAND_K:
-        return _plan(0, inp, f"tank at {t:.1f} °C is within {SATURATION_BAND_K:g} K of the {tank.max_c:g} °C top "
+    band = saturation_band_k(tank)
+    if t >= tank.max_c - band:
+        return _plan(0, inp, f"tank at {t:.1f} °C is within {band:g} K of the {tank.max_c:g} °C top "
                              "server heat can reach: fuel heat would be dumped")
     p = max(1, limits.cores_per_pod)
     heat_per_core_kw = limits.efficiency * limits.watts_per_cpu / 1000.0

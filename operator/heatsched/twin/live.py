@@ -59,9 +59,13 @@ class LiveSite:
         return self._day_factors[key]
 
     def demands_at(self, now: datetime) -> dict[str, float]:
-        """Current kW of each demand: profile × day factor × the control API's demand factor."""
+        """Current heat (kW) of each demand: profile × day factor × the control API's demand factor; hot water
+        also × (40 − T_in)/(40 − T̄), its heat at today's inlet (draw.py)."""
+        draw_factor = self.config.draw_heat_factor(self.config.inlet_c(now))
         return {
-            d.name: d.kw_at(now, self.day_factor(d, now.date())) * self.demand_factor for d in self.config.demands
+            d.name: d.kw_at(now, self.day_factor(d, now.date())) * self.demand_factor
+            * (draw_factor if d.is_draw else 1.0)
+            for d in self.config.demands
         }
 
     def advance(self, now: datetime, dt_s: float, load_kw: float) -> None:
@@ -72,14 +76,14 @@ class LiveSite:
             self.last = None
             return
         draw_l40 = heat_kw = 0.0
-        inlet = self.config.tank.inlet_c
+        inlet = self.config.inlet_c(now)
         for d in self.config.demands:
             kw = self.demand_kw[d.name]
             if d.is_draw:
-                draw_l40 += litres40_per_step(kw, inlet, dt_s)
+                draw_l40 += litres40_per_step(kw, inlet, dt_s)  # heat at today's inlet -> the same 40 °C litres
             else:
                 heat_kw += kw
-        self.last = step(self.config.tank, self.state, dt_s, self.it_kw, draw_l40, heat_kw)
+        self.last = step(self.config.tank, self.state, dt_s, self.it_kw, draw_l40, heat_kw, inlet)
         self.last_step_s = dt_s
 
     @property

@@ -48,7 +48,7 @@ from heatsched.twin.policies import (
     RandomPolicy,
     Spreading,
 )
-from heatsched.twin.sites import SiteConfig
+from heatsched.twin.sites import SiteConfig, backup_kw_for
 from heatsched.twin.tank import TankState, step
 from heatsched.twin.trace import Job, TraceParams, generate
 
@@ -89,12 +89,15 @@ def sized_nodes(site: SiteConfig, cores: int, sizing: float = 1.0) -> int:
 
 @dataclass
 class Scenario:
+    """Everything every policy replays identically (see build_scenario)."""
+
     config: SimConfig
-    sites: list[SiteConfig]
+    sites: list[SiteConfig]  # backups sized for this scenario (build_scenario)
     nodes: list[int]
-    demand_kw: np.ndarray  # [site, step] total heat demand
+    demand_kw: np.ndarray  # [site, step] total heat demand: draw heat at the day's inlet + kW demands
     draw_l40: np.ndarray  # [site, step] litres at 40 °C drawn during the step
     heat_kw: np.ndarray  # [site, step] kW demands (loop, process, space heating)
+    inlet_c: np.ndarray  # [site, step] cold-water inlet (°C) of the step's calendar day
     jobs: list[Job]
 
     @property
@@ -107,6 +110,16 @@ class Scenario:
 
 
 def build_scenario(sites: Sequence[SiteConfig], config: SimConfig) -> Scenario:
+    """Demand series, inlet, backups, cluster and job trace of one run (the same for every policy).
+
+    Hot-water profiles are kW at the mean inlet T̄: the draw is the 40 °C volume they stand for,
+    V_40 = kW · h / (ρc (40 − T̄)/3600) per step, and its heat at the day's inlet is kW · (40 − T_in)/(40 − T̄)
+    (draw.py); demand_kw sums that heat and the kW demands, so it is what the tanks actually deliver.
+
+    Backup: each site keeps its design burner (sites.py) unless this scenario needs more; then it is raised
+    to BACKUP_MARGIN × the highest per-step demand + UA · (T_min − T_ambient) (sites.backup_kw_for), so no
+    minute below the floor comes from an undersized burner.
+    """
     sites = sorted(sites, key=lambda s: s.name)
     steps, dt = config.steps, config.step_s
     n_days = days_spanned(config.start, steps, dt)
@@ -114,20 +127,27 @@ def build_scenario(sites: Sequence[SiteConfig], config: SimConfig) -> Scenario:
     demand = np.zeros((len(sites), steps))
     draw = np.zeros((len(sites), steps))
     heat = np.zeros((len(sites), steps))
+    inlet = np.zeros((len(sites), steps))
     for i, site in enumerate(sites):
+        inlet[i] = site.inlet_series(config.start, steps, dt)
         for d in site.demands:
             kw = d.series(config.start, steps, dt, d.day_variation.draw(rng, n_days))
-            demand[i] += kw
             if d.is_draw:
-                draw[i] += litres40_per_step(kw, site.tank.inlet_c, dt)
+                draw[i] += litres40_per_step(kw, site.tank.inlet_c, dt)  # profile kW are at the mean inlet
+                demand[i] += kw * site.draw_heat_factor(inlet[i])
             else:
                 heat[i] += kw
+                demand[i] += kw
+    sites = [
+        s.with_backup_kw(max(s.tank.backup_kw, backup_kw_for(float(demand[i].max(initial=0.0)), s.tank)))
+        for i, s in enumerate(sites)
+    ]
     nodes = [config.nodes or sized_nodes(s, config.cores_per_node, config.sizing) for s in sites]
     country_cores: dict[str, int] = {}
     for s, n in zip(sites, nodes):
         country_cores[s.country] = country_cores.get(s.country, 0) + n * config.cores_per_node
     jobs = generate(config.trace, config.start, steps * dt, country_cores, seed=config.seed)
-    return Scenario(config, list(sites), nodes, demand, draw, heat, jobs)
+    return Scenario(config, list(sites), nodes, demand, draw, heat, inlet, jobs)
 
 
 def make_policy(name: str, scenario: Scenario, cluster: Cluster) -> Policy:
@@ -221,7 +241,8 @@ def run_policy(
         total_backup = 0.0
         for i, site in enumerate(sites):
             tank = tanks[i]
-            step(site.tank, tank, dt, cluster.busy[i] * wpc[i] + idle_kw[i], draws[i], heats[i])
+            step(site.tank, tank, dt, cluster.busy[i] * wpc[i] + idle_kw[i], draws[i], heats[i],
+                 scenario.inlet_c.item(i, k))
             temps[i, k] = tank.temperature_c
             total_backup += tank.backup_kwh
         backup_cum[k] = total_backup

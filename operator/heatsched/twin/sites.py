@@ -4,19 +4,35 @@ Why it exists: the twin must simulate exactly the sites the operator manages, so
 (examples/*.yaml or --sites files), parsed and validated by heatsched.models; `site_configs` is the ONE
 place that maps manifest fields to the twin; everything else in the twin uses SiteConfig.
 
-Two numbers the manifests do not carry are derived here, with the rule documented:
+What the manifests say, as the twin reads it:
 
-- backup burner power: BACKUP_SIZING × the highest mean-day hourly demand (all demands of the site summed),
-  at least MIN_BACKUP_KW. A burner sized on the peak hour keeps the floor on typical days; heavy days
-  (see draw.py) can exceed it and show up as minutes below the floor.
+- the tank's top is where server heat stops: TankParams.max_c = min(tank.maxCelsius,
+  heatRecovery.supplyCelsius) (models.HeatSiteSpec.server_tank): the cooling loop cannot lift the water
+  above its own supply temperature, so heat beyond it is dumped;
+- coldInletCelsius is the annual mean of the mains water; the day's inlet swings around it by
+  ±inlet_swing_k (draw.inlet_celsius).
+
+Numbers the manifests do not carry are derived here, with the rule documented:
+
+- backup burner power, a DESIGN value that holds the legionella floor at the design peak:
+
+      P_backup = max(MIN_BACKUP_KW, BACKUP_MARGIN · P_design + UA · (T_min − T_ambient))
+      P_design = max over the 24 hours of Σ_d hourlyKW_d[h] · (largest weekday × season factor)_d
+                 · (design day factor)_d · ((40 − (T̄ − A)) / (40 − T̄) for hot water, else 1)
+
+  i.e. the highest hour of the mean day, each demand on its heaviest designed day (draw.DayFactorModel.
+  design_factor: 5× for hot water, the cap of its heavy days) and hot water at the coldest inlet of the
+  year, with a 10 % margin plus the standing loss at the floor. The benchmark (simulate.build_scenario)
+  raises it to BACKUP_MARGIN × the scenario's highest per-step demand + the same loss if that is more
+  (never lowers it), so minutes below the floor never come from an undersized burner;
 - standing losses: ErP class C tank (tank.standing_loss_ua_kw_per_k).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +50,10 @@ from heatsched.models import (
 )
 from heatsched.placement.model import SiteView
 from heatsched.thermal import Reading, site_view
-from heatsched.twin.draw import DemandSpec
+from heatsched.twin.draw import INLET_SWING_K, DemandSpec, draw_heat_factor, inlet_on, inlet_series
 from heatsched.twin.tank import TankParams
 
-BACKUP_SIZING = 1.5
+BACKUP_MARGIN = 1.1  # burner power over the design (or scenario) peak demand
 MIN_BACKUP_KW = 5.0
 KINDS = (HEATSITE_KIND, THERMALDEMAND_KIND)
 
@@ -54,21 +70,26 @@ class SiteConfig:
     spec: HeatSiteSpec
     demands: tuple[DemandSpec, ...]
     tank: TankParams
+    inlet_swing_k: float = INLET_SWING_K  # A of the seasonal inlet (draw.inlet_celsius)
 
     @classmethod
-    def build(cls, name: str, spec: HeatSiteSpec, demands: Iterable[DemandSpec] = ()) -> SiteConfig:
+    def build(
+        cls, name: str, spec: HeatSiteSpec, demands: Iterable[DemandSpec] = (), inlet_swing_k: float = INLET_SWING_K
+    ) -> SiteConfig:
         demands = tuple(sorted(demands, key=lambda d: d.name))
         t = spec.tank
         tank = TankParams(
             volume_l=t.volume_litres,
             min_c=t.min_celsius,
             target_c=t.target_celsius,
-            max_c=t.max_celsius,
+            max_c=spec.server_tank().max_c,  # min(maxCelsius, heatRecovery.supplyCelsius)
             inlet_c=t.cold_inlet_celsius,
             efficiency=spec.heat_recovery.efficiency,
-            backup_kw=max(MIN_BACKUP_KW, BACKUP_SIZING * peak_demand_kw(demands)),
+            backup_kw=0.0,  # sized below, once UA is known
         )
-        return cls(name, spec, demands, tank)
+        peak = design_peak_kw(demands, t.cold_inlet_celsius, inlet_swing_k)
+        tank = replace(tank, backup_kw=backup_kw_for(peak, tank))
+        return cls(name, spec, demands, tank, inlet_swing_k)
 
     @property
     def country(self) -> str:
@@ -86,7 +107,24 @@ class SiteConfig:
         return self.spec.selects(node_name, labels)
 
     def mean_demand_kw(self) -> float:
+        """Mean over a week and the four seasons, at the mean inlet (the seasonal inlet averages out)."""
         return sum(d.mean_kw() for d in self.demands)
+
+    def inlet_c(self, when: datetime | date) -> float:
+        """Cold-inlet temperature (°C) on the calendar day of `when` (draw.inlet_celsius)."""
+        return inlet_on(self.tank.inlet_c, when, self.inlet_swing_k)
+
+    def inlet_series(self, start: datetime, steps: int, step_s: float) -> np.ndarray:
+        """Cold inlet (°C) at each step from `start`, one value per calendar day."""
+        return inlet_series(self.tank.inlet_c, start, steps, step_s, self.inlet_swing_k)
+
+    def draw_heat_factor(self, inlet_c: float | np.ndarray) -> float | np.ndarray:
+        """Heat of a hot-water draw at `inlet_c` relative to its profile kW: (40 − T_in) / (40 − T̄)."""
+        return draw_heat_factor(inlet_c, self.tank.inlet_c)
+
+    def with_backup_kw(self, backup_kw: float) -> SiteConfig:
+        """The same site with another backup burner power (kW)."""
+        return replace(self, tank=replace(self.tank, backup_kw=backup_kw))
 
     def loop_share(self) -> float | None:
         """Recirculation-loop heat / (loop + hot-water heat), by mean energy; None without both kinds."""
@@ -113,7 +151,7 @@ class SiteConfig:
             return DemandSpec(d.name, d.kind, d.profile.model_copy(update={"hourly_kw": hourly}))
 
         demands = [scaled(d) if d.kind is DemandKind.RECIRCULATION_LOOP else d for d in self.demands]
-        return SiteConfig.build(self.name, self.spec, demands)
+        return SiteConfig.build(self.name, self.spec, demands, self.inlet_swing_k)
 
     def view(self, temperature_c: float, now: datetime, demand_kw: float, it_load_kw: float) -> SiteView:
         """What the operator would hand the placement core for a fresh reading of this tank (thermal.site_view)."""
@@ -126,6 +164,24 @@ def peak_demand_kw(demands: Iterable[DemandSpec]) -> float:
     for d in demands:
         hourly += np.asarray(d.profile.hourly_kw) * d.peak_factor()
     return float(hourly.max())
+
+
+def design_peak_kw(demands: Iterable[DemandSpec], mean_inlet_c: float, inlet_swing_k: float = INLET_SWING_K) -> float:
+    """The design peak (module docstring): the highest hour of the mean day, each demand at its largest
+    weekday × season factor and its design day factor, hot water heated from the coldest inlet T̄ − A."""
+    coldest = draw_heat_factor(mean_inlet_c - inlet_swing_k, mean_inlet_c)
+    hourly = np.zeros(24)
+    for d in demands:
+        factor = d.peak_factor() * d.day_variation.design_factor * (coldest if d.is_draw else 1.0)
+        hourly += np.asarray(d.profile.hourly_kw) * factor
+    return float(hourly.max())
+
+
+def backup_kw_for(peak_kw: float, tank: TankParams) -> float:
+    """Burner power that holds the floor against `peak_kw` of demand: BACKUP_MARGIN · peak + UA · (T_min − T_amb),
+    at least MIN_BACKUP_KW."""
+    floor_loss_kw = tank.ua_kw_per_k * (tank.min_c - tank.ambient_c)
+    return max(MIN_BACKUP_KW, BACKUP_MARGIN * peak_kw + floor_loss_kw)
 
 
 def load_sites(paths: Iterable[str | Path]) -> list[SiteConfig]:

@@ -5,10 +5,17 @@ it is pure (no clock, no I/O) so it can be checked by hand and by an energy-cons
 
 Model: a *fully mixed* tank (one temperature T for the whole volume V). Real tanks stratify, so the outlet
 is hotter than the mean; a mixed tank is the conservative reading for the legionella floor and for dumping,
-and it is what one temperature probe reports. Stored energy is counted above the cold inlet temperature:
+and it is what one temperature probe reports. Stored energy is counted above a FIXED reference, the annual
+mean cold inlet T_ref = TankParams.inlet_c (the manifest's coldInletCelsius), so a changing inlet moves no
+energy by itself:
 
     C = V · ρ · c / 3600          [kWh/K]   (heatsched.thermal.energy_kwh: ρ = 1 kg/L, c = 4.186 kJ/(kg·K))
-    E = C · (T − T_inlet)         [kWh]
+    E = C · (T − T_ref)           [kWh]
+
+The cold water that replaces a draw arrives at the step's inlet temperature T_in (mains water: colder in
+winter, warmer in summer; draw.inlet_celsius), which defaults to T_ref. T_max is where server heat stops:
+the twin gives min(tank.maxCelsius, heatRecovery.supplyCelsius) (models.HeatSiteSpec.server_tank), since
+the cooling loop cannot lift the water above its own supply temperature.
 
 One explicit step of length dt (h = dt/3600 hours), all flows evaluated at the start temperature T0:
 
@@ -16,13 +23,15 @@ One explicit step of length dt (h = dt/3600 hours), all flows evaluated at the s
     V_tank   = V_40 · (40 − T_in) / (T0 − T_in)           litres drawn from the tank for V_40 litres of
                                                           40 °C mixed use (if T0 <= 40: V_tank = V_40)
     Q_draw   = V_tank · ρ · c · (T0 − T_in) / 3600        = V_40 · ρc(40 − T_in)/3600 when T0 > 40 °C
+                                                          (V_tank of T0 water leave, as much T_in water enters)
     Q_heat   = P_heat · h                                 loop, process, space heating (kW demands)
     Q_loss   = UA · (T0 − T_ambient) · h                  standing losses (negative if the room is warmer)
     T1       = T0 + (Q_it − Q_draw − Q_heat − Q_loss) / C
     Q_backup = min(P_backup · h, C · (T_min − T1))  if T1 < T_min     the burner holds the legionella floor
     Q_dump   = C · (T1 − T_max)                     if T1 > T_max     heat rejected, tank clamped at T_max
 
-so that, exactly, ΔE = Q_it + Q_backup − Q_draw − Q_heat − Q_loss − Q_dump.
+so that, exactly, ΔE = Q_it + Q_backup − Q_draw − Q_heat − Q_loss − Q_dump, whatever T_in does. Draws and
+kW demands together never take more than C · (T0 − T_in) + Q_it: the tank cannot deliver below the inlet.
 
 "Served by IT": stored heat is coloured. The tank keeps how much of E came from servers (E_it); each step the
 inflows mix in, outflows leave with the IT share E_it/E, and dumped heat is charged to IT first (a tank only
@@ -70,8 +79,8 @@ class TankParams:
     volume_l: float
     min_c: float = 55.0  # legionella floor the backup holds (outlet; mixed tank: outlet = T)
     target_c: float = 60.0
-    max_c: float = 85.0
-    inlet_c: float = 12.0
+    max_c: float = 85.0  # where server heat stops: min(tank max, coolant supply) for a HeatSite
+    inlet_c: float = 12.0  # annual mean cold inlet: the energy reference, and the default step inlet
     efficiency: float = 0.95  # share of IT electricity recovered into the tank
     backup_kw: float = 30.0
     ua_kw_per_k: float | None = None  # None -> the ErP class C value for the volume
@@ -103,7 +112,7 @@ class TankState:
     """Temperature and cumulative energies (kWh) since the tank was created."""
 
     temperature_c: float
-    stored_it_kwh: float = 0.0  # part of the stored energy (above inlet) that came from servers
+    stored_it_kwh: float = 0.0  # part of the stored energy (above T_ref) that came from servers
     it_kwh: float = 0.0
     backup_kwh: float = 0.0
     dumped_kwh: float = 0.0
@@ -129,23 +138,38 @@ class StepFlows:
     served_by_it: float
 
 
-def step(p: TankParams, s: TankState, dt_s: float, it_kw: float, draw_l40: float, heat_kw: float) -> StepFlows:
-    """Advance `s` in place by dt_s seconds (see the module docstring for the equations)."""
+def step(
+    p: TankParams,
+    s: TankState,
+    dt_s: float,
+    it_kw: float,
+    draw_l40: float,
+    heat_kw: float,
+    inlet_c: float | None = None,
+) -> StepFlows:
+    """Advance `s` in place by dt_s seconds (equations in the module docstring).
+
+    `inlet_c` is the cold-water temperature of this step (None: p.inlet_c, the annual mean). Energies are
+    counted above the fixed p.inlet_c whatever the step's inlet, so conservation holds exactly.
+    """
     h = dt_s / 3600.0
     cap = p.capacity_kwh_per_k
+    t_in = p.inlet_c if inlet_c is None else inlet_c
+    if not t_in < p.min_c:
+        raise ValueError(f"inlet {t_in} °C must be below the floor {p.min_c} °C")
     t0 = s.temperature_c
     e0 = cap * (t0 - p.inlet_c)
 
     q_it = it_kw * p.efficiency * h
-    wanted_draw = litres40_to_kwh(draw_l40, p.inlet_c)
+    wanted_draw = litres40_to_kwh(draw_l40, t_in)
     if t0 > MIXED_USE_C:
-        litres = draw_l40 * (MIXED_USE_C - p.inlet_c) / (t0 - p.inlet_c)
+        litres = draw_l40 * (MIXED_USE_C - t_in) / (t0 - t_in)
     else:
         litres = draw_l40  # too cold to mix down: users take tank water as it is
     litres = min(litres, p.volume_l)
-    q_draw = max(0.0, energy_kwh(litres, t0 - p.inlet_c))
+    q_draw = max(0.0, energy_kwh(litres, t0 - t_in))
     q_heat = heat_kw * h
-    available = max(0.0, e0 + q_it)  # the tank cannot deliver below the inlet temperature
+    available = max(0.0, cap * (t0 - t_in) + q_it)  # the tank cannot deliver below the inlet temperature
     if q_draw + q_heat > available:
         scale = available / (q_draw + q_heat)
         litres, q_draw, q_heat_served = litres * scale, q_draw * scale, q_heat * scale
@@ -190,5 +214,5 @@ def step(p: TankParams, s: TankState, dt_s: float, it_kw: float, draw_l40: float
 
 
 def stored_kwh(p: TankParams, temperature_c: float) -> float:
-    """E = C · (T − T_inlet)."""
+    """E = C · (T − T_ref), T_ref = p.inlet_c (the fixed annual mean inlet)."""
     return p.capacity_kwh_per_k * (temperature_c - p.inlet_c)
