@@ -33,7 +33,8 @@ ALLOW = guard(carbon(0.052))
 
 def inputs(t: float | None = 58.0, *, it: float = 0.0, demand: float = 5.0, free: int = 8192, current: int = 0,
            fresh: bool = True) -> FuelInputs:
-    return FuelInputs(TANK, t, fresh, tenant_it_kw=it, demand_kw=demand, free_cores=free, current_cores=current)
+    return FuelInputs(TANK, t, fresh, tenant_it_kw=it, demand_kw=(demand,) * 24, free_cores=free,
+                      current_cores=current)
 
 
 def test_guard_allows_fuel_on_a_low_carbon_grid_and_refuses_it_on_a_carbon_heavy_one() -> None:

@@ -40,7 +40,9 @@ def test_no_policy_breaks_residency_and_every_policy_sees_every_job(report):
     assert [r.policy for r in report.results] == list(POLICY_NAMES)
     for r in report.results:
         assert r.metrics["residency_violations"] == 0, r.policy
-        assert r.metrics["jobs_placed"] + r.metrics["jobs_queued_at_end"] == jobs, r.policy
+        m = r.metrics
+        assert m["jobs_placed"] + m["jobs_queued_at_end"] + m["jobs_after_last_step"] == jobs, r.policy
+        assert m["jobs_after_last_step"] <= 3, r.policy  # only what arrived during the very last step
     assert report.results[0].metrics["core_calls"] > 0  # heat-aware asked the placement core
 
 
@@ -151,17 +153,22 @@ def test_example_loop_shares_are_within_the_cited_35_to_60_percent(sites):
 
 def test_cli_writes_json_and_plots(tmp_path, capsys):
     out = tmp_path / "out.json"
-    rc = main(["simulate", "--sites", str(EXAMPLES), "--days", "0.5", "--step", "300", "--seed", "2",
-               "--policies", "heat-aware,spreading", "--json", str(out), "--plots", str(tmp_path / "plots")])
+    rc = main(["simulate", "--sites", str(EXAMPLES), "--days", "1", "--step", "300", "--seed", "2",
+               "--policies", "heat-aware,heat-aware+fuel,spreading", "--json", str(out),
+               "--plots", str(tmp_path / "plots")])
     assert rc == 0
-    assert "heat-aware − spreading" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "heat-aware vs spreading" in text and "LP bound, no fuel" in text and "LP bound, fuel" in text
     data = json.loads(out.read_text())
-    assert set(data["policies"]) == {"heat-aware", "spreading"}
+    assert set(data["policies"]) == {"heat-aware", "heat-aware+fuel", "spreading"}
     for metrics in data["policies"].values():
-        assert {"coverage", "backup_kwh", "minutes_below_floor", "heat_dumped_kwh", "residency_violations",
-                "wait_mean_min", "wait_p95_min", "sites"} <= set(metrics)
+        assert {"coverage", "backup_kwh", "gas_corrected_kwh", "gas_vs_lp", "fuel_kwh", "co2_kg_by_country",
+                "minutes_below_floor", "heat_dumped_kwh", "residency_violations", "wait_mean_min", "wait_p95_min",
+                "sites"} <= set(metrics)
         assert 0 <= metrics["coverage"] <= data["energy_bound"] + 1e-9
-    for name in ("temperatures.png", "backup.png"):
+        assert metrics["gas_vs_lp"] >= 1 - 1e-6  # the LP is a lower bound
+    assert data["policies"]["heat-aware+fuel"]["fuel_kwh"] > 0 and data["policies"]["spreading"]["fuel_kwh"] == 0
+    for name in ("temperatures.png", "gas.png", "fuel.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -178,3 +185,58 @@ def test_cli_writes_json_and_plots(tmp_path, capsys):
 def test_cli_rejects_bad_flags_with_a_message(argv, message, capsys):
     assert main(["simulate", "--sites", str(EXAMPLES), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+# --- heat fuel, the heat wait bound and the matrix -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spring_2days(sites):
+    return simulate(sites, SimConfig(days=2, seed=1), ("heat-aware", "heat-aware+fuel", "spreading"))
+
+
+def test_fuel_burns_electricity_only_where_the_guard_allows_and_cuts_gas(spring_2days):
+    by = {r.policy: r for r in spring_2days.results}
+    fuel, plain = by["heat-aware+fuel"], by["heat-aware"]
+    assert fuel.sites["frankfurt-office"]["fuel_kwh"] == 0  # DE grid is dirtier than gas heat
+    assert all(fuel.sites[s]["fuel_kwh"] > 0 for s in ("metz-hospital", "montlucon-residence"))
+    assert fuel.metrics["gas_corrected_kwh"] < 0.7 * plain.metrics["gas_corrected_kwh"]
+    assert spring_2days.lp_fuel.gas_corrected_kwh <= fuel.metrics["gas_corrected_kwh"] + 1e-6
+    assert fuel.fuel_kw is not None and float(fuel.fuel_kw.max()) > 0
+
+
+def test_fuel_never_emits_more_co2_than_the_gas_it_replaces_at_a_site(spring_2days):
+    by = {r.policy: r for r in spring_2days.results}
+    for site, row in by["heat-aware+fuel"].sites.items():
+        assert row["co2_kg"] <= by["heat-aware"].sites[site]["co2_kg"] * 1.001 + 0.5, site
+
+
+def test_heat_alone_never_holds_a_job_longer_than_the_bound(sites):
+    """Tanks of 30 L saturate within minutes: jobs are held off them, and placed anyway once they have waited
+    the bound (plus at most one step)."""
+    scenario = build_scenario(sites, SimConfig(days=0.5, step_s=60, seed=2, sizing=1.5))
+    scenario.sites = [replace(s, tank=replace(s.tank, volume_l=30.0)) for s in scenario.sites]
+    for bound_s in (0.0, 300.0):
+        r = run_policy(scenario, "heat-aware", max_heat_wait_s=bound_s)
+        m = r.metrics
+        assert m["heat_held_jobs"] > 0 if bound_s else m["heat_held_jobs"] == 0
+        assert m["heat_wait_max_min"] <= bound_s / 60 + 1 + 1e-9
+        assert m["residency_violations"] == 0
+
+
+def test_the_lp_bound_is_never_above_any_policy(spring_2days):
+    for r in spring_2days.results:
+        assert spring_2days.ratio(r) >= 1 - 1e-6, r.policy
+
+
+def test_matrix_cells_report_goals_met_or_missed_with_evidence(tmp_path):
+    from heatsched.twin.matrix import Cell, Job, goals, run_matrix
+
+    jobs = [Job((str(EXAMPLES),), None, Cell(seed, "summer", 0.6, 1.0), 0.5, 300.0,
+                ("heat-aware", "heat-aware+fuel", "spreading"), 600.0) for seed in (1, 2)]
+    rows = run_matrix(jobs, workers=2)
+    assert [r["cell"]["seed"] for r in rows] == [1, 2]
+    verdicts = {g: (met, evidence) for g, met, evidence in goals(rows, 300.0)}
+    assert verdicts["0 residency violations"] == (True, "0")
+    assert any(g.startswith("heat-aware without fuel") for g in verdicts)
+    assert all(evidence for _, evidence in verdicts.values())

@@ -216,14 +216,20 @@ def demand_now(
     return None, None
 
 
-def demand_forecast_kw(spec: ThermalDemandSpec, start: datetime, horizon_h: float, live_kw: float | None) -> float:
-    """Mean demand (kW) expected over [start, start + horizon_h), `start` in the site's local time: the
-    profile sampled every 15 min; a demand without a profile keeps its live value (0 when unknown)."""
+def profile_series_kw(profile: DemandProfile, start: datetime, hours: float, slot_h: float = 0.25) -> list[float]:
+    """profile_kw at start, start + slot, ... covering `hours` (at least one value), local time."""
+    samples = max(1, int(math.ceil(hours / slot_h - 1e-9)))
+    return [profile_kw(profile, start + timedelta(hours=i * slot_h)) for i in range(samples)]
+
+
+def demand_forecast_series_kw(spec: ThermalDemandSpec, start: datetime, hours: float, live_kw: float | None,
+                              slot_h: float = 0.25) -> list[float]:
+    """One demand's forecast per slot: its profile, or its live value held constant when it has no profile."""
     if spec.profile is None:
-        return live_kw if live_kw is not None and math.isfinite(live_kw) and live_kw >= 0 else 0.0
-    samples = max(1, int(math.ceil(horizon_h * 4)))
-    step = horizon_h / samples
-    return sum(profile_kw(spec.profile, start + timedelta(hours=i * step)) for i in range(samples)) / samples
+        n = max(1, int(math.ceil(hours / slot_h - 1e-9)))
+        v = live_kw if live_kw is not None and math.isfinite(live_kw) and live_kw >= 0 else 0.0
+        return [v] * n
+    return profile_series_kw(spec.profile, start, hours, slot_h)
 
 
 def _sane(temp_c: float | None) -> bool:

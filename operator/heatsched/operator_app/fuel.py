@@ -31,7 +31,17 @@ from kubernetes.client.rest import ApiException
 from heatsched.models import API_VERSION, HEATSITE_KIND, FuelStatus, HeatSite, expand_query
 from heatsched.operator_app.store import FuelPod, Store
 from heatsched.placement.model import SITE_LABEL, SiteView
-from heatsched.planning.fuel import FuelInputs, FuelLedger, FuelLimits, FuelPlan, GuardInputs, GuardVerdict, guard, plan_fuel
+from heatsched.planning.fuel import (
+    LOOKAHEAD_H,
+    FuelInputs,
+    FuelLedger,
+    FuelLimits,
+    FuelPlan,
+    GuardInputs,
+    GuardVerdict,
+    guard,
+    plan_fuel,
+)
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 
 FUEL_SITE_LABEL = "heatsched.io/fuel-site"
@@ -128,8 +138,10 @@ class FuelController:
         now = datetime.now(timezone.utc)
         inputs = FuelInputs(
             tank=site.spec.server_tank(), temperature_c=view.temperature_c, fresh=view.fresh,
-            tenant_it_kw=self.store.it_load_kw(name), demand_kw=self.store.demand_forecast_kw(name, now, limits.horizon_h),
+            tenant_it_kw=self.store.it_load_kw(name),
+            demand_kw=self.store.demand_forecast_kw(name, now, max(limits.horizon_h, LOOKAHEAD_H)),
             free_cores=int(math.floor(self.store.free_cores(name))), current_cores=state.planned,
+            demand_now_kw=self.store.demand_kw(name, now),
         )
         plan = plan_fuel(inputs, limits, verdict)
         if not self.enabled:

@@ -18,6 +18,7 @@ site is also treated as a conflict until the operator has relabelled it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from heatsched.models import HeatSite, ThermalDemand
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, STATE_LABEL, NodeView, SiteView, Snapshot
-from heatsched.thermal import Reading, demand_forecast_kw, demand_now, site_view
+from heatsched.thermal import Reading, demand_forecast_series_kw, demand_now, site_view
 
 
 @dataclass(slots=True)
@@ -200,11 +201,16 @@ class Store:
         """Allocatable CPU of the site's nodes not requested by tenant pods (fuel pods count as free)."""
         return sum(max(0.0, self.node_alloc_cpu.get(n, 0.0) - self.node_cpu.get(n, 0.0)) for n in self.nodes_of(site))
 
-    def demand_forecast_kw(self, site: str, now: datetime, horizon_h: float) -> float:
-        """Mean demand expected over the horizon, profiles read in the building's local time."""
+    def demand_forecast_kw(self, site: str, now: datetime, hours: float) -> tuple[float, ...]:
+        """The site's demand forecast in 15-minute slots over `hours`, profiles in the building's local time."""
         local = now.astimezone(ZoneInfo(self.sites[site].spec.time_zone))
-        return sum(demand_forecast_kw(d.spec, local, horizon_h, self.live_demand.get(d.name))
-                   for d in self.demands.values() if d.spec.site_ref == site)
+        n = max(1, int(math.ceil(hours / 0.25 - 1e-9)))
+        total = [0.0] * n
+        for d in self.demands.values():
+            if d.spec.site_ref == site:
+                for i, v in enumerate(demand_forecast_series_kw(d.spec, local, hours, self.live_demand.get(d.name))):
+                    total[i] += v
+        return tuple(total)
 
     def demand_kw(self, site: str, now: datetime) -> float:
         """Sum of the site's demands; profiles are read in the building's local time."""

@@ -15,10 +15,16 @@ Guard (per kWh of heat delivered to the tank)::
     France 0.052 / 0.95 = 0.055  <  gas 0.227 / 0.9 = 0.252   → allowed
     Germany 0.38 / 0.95 = 0.400  >  0.252                       → refused
 
-Plan, with C = V·ρ·c/3600 (kWh/K), H the horizon (h), wpc the watts per core, p the cores per pod::
+Plan, with C = V·ρ·c/3600 (kWh/K), H the horizon (h), wpc the watts per core, p the cores per pod, and the
+demand forecast d_u in 15-minute slots (Δ = 0.25 h) over the lookahead L (6 h), scaled by today's measured
+÷ forecast demand f (day_factor), and net_u = f·d_u + loss − η·tenant_it::
 
-    short(T) = C·(target − T)/H + demand + loss − η·tenant_it      kW of heat missing to hold target over H
-    cores(T) = p · ceil(max(0, short(T)) / (η·wpc/1000) / p)       rounded up to whole pods
+    target(T) = (C·(target − T) + Σ_{u<H} net_u·Δ) / H            kW of heat to be at target after H
+    floor(T)  = max over τ ≤ L of (Σ_{u<τ} net_u·Δ − C·(T − min)) / τ
+                                                                  kW of heat so that no coming peak takes the
+                                                                  tank below the floor (pre-heating, storage)
+    short(T)  = max(target(T), floor(T))
+    cores(T)  = p · ceil(max(0, short(T)) / (η·wpc/1000) / p)      rounded up to whole pods
     up, down = cores(T), cores(T − hysteresis)                     down ≥ up
     next     = up if up > current  else  down if down < current  else  current      (dead band: no flapping)
     next     = min(clamp(next, min_cores, max_cores), p·floor(free_cores/p))       tenants' cores come first
@@ -120,6 +126,10 @@ class FuelLimits:
                    enabled=fuel.enabled)
 
 
+SLOT_H = 0.25  # forecast resolution
+LOOKAHEAD_H = 6.0  # the floor term looks this far ahead for demand peaks
+
+
 @dataclass(frozen=True, slots=True)
 class FuelInputs:
     """The site now. Powers in kW (electric for IT, heat for demand and loss), temperatures in °C."""
@@ -128,10 +138,11 @@ class FuelInputs:
     temperature_c: float | None
     fresh: bool
     tenant_it_kw: float  # tenant pods + idle nodes, fuel excluded
-    demand_kw: float  # mean heat demand expected over the horizon
+    demand_kw: tuple[float, ...]  # heat demand forecast, one value per SLOT_H from now (at least the horizon)
     free_cores: int  # allocatable cores of the site's nodes minus tenants' requests (fuel counts as free)
     current_cores: int  # what the previous plan asked for
     loss_kw: float = 0.0  # standing loss of the tank, when known
+    demand_now_kw: float | None = None  # measured demand now (live queries); scales the profile forecast
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,28 +174,53 @@ def plan_fuel(inp: FuelInputs, limits: FuelLimits, verdict: GuardVerdict) -> Fue
     heat_per_core_kw = limits.efficiency * limits.watts_per_cpu / 1000.0
     capacity = energy_kwh(tank.volume_l, 1.0)
 
-    def short(temp: float) -> float:
-        return (capacity * (tank.target_c - temp) / limits.horizon_h + max(0.0, inp.demand_kw)
-                + max(0.0, inp.loss_kw) - limits.efficiency * max(0.0, inp.tenant_it_kw))
+    tenant_heat = limits.efficiency * max(0.0, inp.tenant_it_kw)
+    scale = day_factor(inp.demand_kw, inp.demand_now_kw)
+    base = max(0.0, inp.loss_kw) - tenant_heat
+    h_slots = max(1, min(len(inp.demand_kw), round(limits.horizon_h / SLOT_H)))
+    horizon_h = h_slots * SLOT_H
+    stored_now = capacity * (t - tank.min_c)  # above the floor, now and in the pessimistic (colder) view
+    stored_cold = stored_now - capacity * limits.hysteresis_k
+    floor_now = floor_cold = -math.inf
+    total, at_horizon = 0.0, 0.0
+    for i, d in enumerate(inp.demand_kw or (0.0,)):  # one pass: cumulative net heat and both floor terms
+        total += (scale * (d if d > 0.0 else 0.0) + base) * SLOT_H
+        tau = (i + 1) * SLOT_H
+        a, b = (total - stored_now) / tau, (total - stored_cold) / tau
+        floor_now, floor_cold = (a if a > floor_now else floor_now), (b if b > floor_cold else floor_cold)
+        if i + 1 == h_slots:
+            at_horizon = total
+    to_target = (capacity * (tank.target_c - t) + at_horizon) / horizon_h
+    now_short = max(to_target, floor_now)
+    cold_short = max(to_target + capacity * limits.hysteresis_k / horizon_h, floor_cold)
 
     def cores(kw: float) -> int:
         return p * math.ceil(max(0.0, kw) / heat_per_core_kw / p - 1e-9) if heat_per_core_kw > 0 else 0
 
-    now_short = short(t)
-    up, down = cores(now_short), cores(short(t - limits.hysteresis_k))
+    up, down = cores(now_short), cores(cold_short)
     current = inp.current_cores
     wanted = up if up > current else down if down < current else current
     wanted = min(max(wanted, limits.min_cores), limits.max_cores)
     room = p * (max(0, inp.free_cores) // p)
     planned = min(wanted, room)
+    demand = sum(inp.demand_kw[:h_slots]) / h_slots if inp.demand_kw else 0.0
     why = (f"tank {t:.1f} °C, target {tank.target_c:g} °C: {now_short:.1f} kW of heat short over "
-           f"{limits.horizon_h:g} h (demand {inp.demand_kw:.1f} kW, tenant IT heat "
-           f"{limits.efficiency * inp.tenant_it_kw:.1f} kW)")
+           f"{horizon_h:g} h (demand {demand:.1f} kW, tenant IT heat {tenant_heat:.1f} kW)")
     if planned == current and up <= current <= down and current > 0:
         why += f"; holding {current} cores within the {limits.hysteresis_k:g} K dead band"
     if planned < wanted:
         why += f"; {wanted} cores wanted but only {room} free of tenant work"
     return _plan(planned, inp, why, now_short)
+
+
+def day_factor(forecast: tuple[float, ...], now_kw: float | None) -> float:
+    """How much heavier today runs than the profile: measured ÷ forecast now, within [0.5, 3]; 1 when unknown.
+
+    Profiles are mean days; some days draw 1.5–3× more hot water (docs/twin.md). The measured demand tells
+    which kind of day this is, so the rest of the forecast is scaled by the same factor."""
+    if now_kw is None or not forecast or not math.isfinite(now_kw) or forecast[0] <= 0.1:
+        return 1.0
+    return min(3.0, max(0.5, now_kw / forecast[0]))
 
 
 def _plan(cores: int, inp: FuelInputs, reason: str, short_kw: float = 0.0) -> FuelPlan:

@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -139,6 +139,7 @@ class BoundResult:
     status: str
     seconds: float
     max_delay_h: int  # the delay window the bound holds for (widened if the given one was infeasible)
+    gas_kwh_by_hour: list[float] = field(default_factory=list)  # all sites, for cumulative plots
 
 
 def bound_input(
@@ -326,4 +327,5 @@ def solve_bound(inp: BoundInput) -> BoundResult:
         status=str(res.message),
         seconds=time.perf_counter() - began,
         max_delay_h=delay,
+        gas_kwh_by_hour=x[GAS:DUMP].reshape(S, T).sum(axis=0).tolist(),
     )

@@ -62,21 +62,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sim = subparsers.add_parser(
         "simulate",
-        help="benchmark placement policies on the twin (heat-aware, spreading, bin-packing, random, oracle)",
+        help="benchmark placement policies and heat fuel on the twin against a linear-programming lower bound",
         description=(
-            "Replay one seeded job trace and demand scenario under each placement policy and report the share "
-            "of hot-water demand met by server heat, backup energy, minutes below the floor, heat dumped, "
-            "residency violations and job waits."
+            "Replay one seeded job trace and demand scenario under each placement policy (heat-aware, "
+            "heat-aware+fuel, spreading, bin-packing, random) and report gas corrected for stored heat, its "
+            "ratio to the least gas any policy could burn for the same work (an LP solved with HiGHS, with and "
+            "without fuel), heat dumped, fuel electricity, CO2 of heat, minutes below the floor, residency "
+            "violations, job waits (unplaced jobs included) and the longest wait heat alone caused. "
+            "--matrix runs the fixed scenario matrix (seeds x seasons x utilisations x sizings) and checks the "
+            "goals of docs/twin.md."
         ),
     )
     _site_flags(sim)
-    sim.add_argument("--days", type=_positive, default=7.0, help="simulated days (default: %(default)s)")
+    sim.add_argument("--days", type=_positive, default=28.0, help="simulated days (default: %(default)s)")
     sim.add_argument("--seed", type=int, default=1, help="seed of the trace and the demand (default: %(default)s)")
     sim.add_argument("--step", type=_positive, default=60.0, help="step in seconds, <= 3600 (default: %(default)s)")
-    sim.add_argument("--start", type=_datetime, default=None,
-                     help="local start time, ISO 8601 (default: 2025-03-03, a Monday in spring)")
+    sim.add_argument("--season", choices=("winter", "spring", "summer", "autumn"), default="spring",
+                     help="start on the first Monday of this season's scenario (winter 2025-01-06, spring 2025-03-03, "
+                          "summer 2025-07-07, autumn 2025-10-06; default: %(default)s)")
+    sim.add_argument("--start", type=_datetime, default=None, help="local start time, ISO 8601 (overrides --season)")
     sim.add_argument("--policies", default=None,
-                     help="comma-separated subset of heat-aware,spreading,bin-packing,random,oracle (default: all)")
+                     help="comma-separated subset of heat-aware,heat-aware+fuel,spreading,bin-packing,random "
+                          "(default: all)")
     sim.add_argument("--cores", type=int, default=64, help="cores per node (default: %(default)s)")
     sim.add_argument("--nodes", type=int, default=None,
                      help="nodes per site (default: sized so full load meets --sizing × mean demand)")
@@ -84,9 +91,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="IT heat at full load / mean demand, for node sizing (default: %(default)s)")
     sim.add_argument("--utilization", type=float, default=0.6,
                      help="mean share of the cluster's cores the trace keeps busy (default: %(default)s)")
+    sim.add_argument("--max-heat-wait", type=float, default=600.0, metavar="SECONDS",
+                     help="heat-aware: longest a job is held off hot sites when only they fit (default: %(default)s)")
+    sim.add_argument("--no-bound", action="store_true", help="skip the LP lower bounds")
+    sim.add_argument("--matrix", action="store_true",
+                     help="run the scenario matrix (--seeds x --seasons x --utilizations x --sizings) instead")
+    sim.add_argument("--seeds", type=_ints, default=(1, 2, 3, 4, 5), help="matrix seeds (default: 1,2,3,4,5)")
+    sim.add_argument("--seasons", type=_words, default=("winter", "spring", "summer"),
+                     help="matrix seasons (default: winter,spring,summer)")
+    sim.add_argument("--utilizations", type=_floats, default=(0.4, 0.6, 0.8),
+                     help="matrix utilisations (default: 0.4,0.6,0.8)")
+    sim.add_argument("--sizings", type=_floats, default=(1.0, 1.5), help="matrix sizings (default: 1,1.5)")
+    sim.add_argument("--workers", type=int, default=2, help="matrix worker processes (default: %(default)s)")
     sim.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the full results as JSON")
     sim.add_argument("--plots", type=Path, default=None, metavar="DIR",
-                     help="write temperatures.png and backup.png")
+                     help="write temperatures.png (fuel on and off), gas.png (cumulative gas against the LP bound) "
+                          "and fuel.png (fuel kW per site)")
     sim.add_argument("--progress", action="store_true", help="progress bar on stderr even when not a TTY")
     sim.set_defaults(func=_simulate)
 
@@ -107,6 +127,21 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def _list(convert):  # type: ignore[no-untyped-def]
+    def parse(text: str):  # type: ignore[no-untyped-def]
+        try:
+            values = tuple(convert(v.strip()) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list") from None
+        if not values:
+            raise argparse.ArgumentTypeError("give at least one value")
+        return values
+    return parse
+
+
+_ints, _floats, _words = _list(int), _list(float), _list(str)
 
 
 def _datetime(text: str) -> datetime:
@@ -179,19 +214,23 @@ def _it_kw(pairs: list[str], known: set[str]) -> dict[str, float]:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from heatsched.twin.matrix import SEASON_STARTS
     from heatsched.twin.policies import POLICY_NAMES
-    from heatsched.twin.simulate import DEFAULT_START, SimConfig, simulate
+    from heatsched.twin.simulate import SimConfig, simulate
     from heatsched.twin.trace import TraceParams
 
+    policies = POLICY_NAMES if args.policies is None else tuple(p.strip() for p in args.policies.split(","))
+    if args.matrix:
+        return _matrix(args, policies)
     try:
         sites = _load_sites(args)
-        policies = POLICY_NAMES if args.policies is None else tuple(p.strip() for p in args.policies.split(","))
         config = SimConfig(
-            days=args.days, step_s=args.step, seed=args.seed, start=args.start or DEFAULT_START,
+            days=args.days, step_s=args.step, seed=args.seed, start=args.start or SEASON_STARTS[args.season],
             cores_per_node=args.cores, nodes=args.nodes, sizing=args.sizing,
             trace=TraceParams(utilization=args.utilization),
         )
-        report = simulate(sites, config, policies, progress=args.progress or sys.stderr.isatty())
+        report = simulate(sites, config, policies, progress=args.progress or sys.stderr.isatty(),
+                          bound=not args.no_bound, max_heat_wait_s=args.max_heat_wait)
     except (ValueError, OSError) as exc:
         return _fail(str(exc))
     print(report.table())
@@ -203,4 +242,33 @@ def _simulate(args: argparse.Namespace) -> int:
 
         for path in write_plots(report, args.plots):
             print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _matrix(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
+    import time
+
+    from heatsched.twin.matrix import Job, cells, progress_line, run_matrix, summary
+    from heatsched.twin.policies import POLICY_NAMES
+
+    try:
+        unknown = [p for p in policies if p not in POLICY_NAMES]
+        if unknown:
+            raise ValueError(f"unknown policies {unknown}; known: {', '.join(POLICY_NAMES)}")
+        _load_sites(args)  # fail early on bad manifests
+        grid = cells(args.seeds, args.seasons, args.utilizations, args.sizings)
+        if any(not 0 < u < 1 for u in args.utilizations):
+            raise ValueError("utilization must be in (0, 1)")
+    except (ValueError, OSError) as exc:
+        return _fail(str(exc))
+    jobs = [Job(tuple(map(str, args.sites)), args.loop_share, c, args.days, args.step, policies, args.max_heat_wait)
+            for c in grid]
+    began = time.monotonic()
+    rows = run_matrix(jobs, max(1, args.workers), progress_line(0, len(jobs), began))
+    print(summary(rows, args.step))
+    print(f"{len(rows)} scenarios of {args.days:g} days in {(time.monotonic() - began) / 60:.1f} min "
+          f"with {args.workers} worker(s)")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"rows": rows}, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -5,18 +5,16 @@ model and the same job, answers one question — which node, or wait — and mus
 
 - heat-aware: the real decision. Builds the Snapshot the operator would (thermal.site_view of each tank) and
   calls heatsched.placement.core.filter_nodes / score_nodes, exactly as the scheduler extender does; the
-  highest score wins (ties: the node with more free cores, then the name). Residency is left to the core.
+  highest score wins (ties: the node with more free cores, then the name). Residency is left to the core,
+  and so is the heat wait bound: a job that only hot sites fit is held at most `max_heat_wait_s` (counted
+  from its arrival), then placed there. `heat-aware+fuel` is the same placement with heat fuel on idle cores
+  (twin/fuel.py, sized by the controller's own planning function).
 - spreading: kube-scheduler's default bias (NodeResourcesFit LeastAllocated): the node with most free cores.
 - bin-packing: MostAllocated: the fullest node that still fits.
 - random: a uniformly random fitting node (seeded).
-- oracle: greedy with perfect knowledge. It knows every site's realised future demand, every placed job's
-  end and this job's duration. For each allowed site it projects the stored energy above the floor over
-  the job's run plus a 6 h look-ahead, with and without the job (no clamping, losses at today's temperature):
-      x(t) = C·(T − T_min) + Σ_{u≤t} (committed heat + idle heat − standing loss − demand)(u) · Δ
-      backup needed ≈ max(0, −min x),   heat dumped ≈ max(0, max x − C·(T_max − T_min))
-  and picks the site where the job avoids the most backup net of extra dumping (ties: the emptier tank).
-  It never delays a job. Not a proof of optimality: an upper reference that a real scheduler (knowing
-  neither durations nor future draws) should approach. simulate.py also reports a hard energy bound.
+
+There is no "oracle" policy: the benchmark compares every policy with a true lower bound instead, a linear
+program over the same work (twin/bound.py).
 
 The cluster: each site has `nodes` identical nodes of `cores` cores; a job fits a node with enough free cores.
 A node is only offered to the core once per site (its freest fitting node): the core scores sites, not
@@ -32,7 +30,7 @@ from datetime import datetime
 
 import numpy as np
 
-from heatsched.placement.core import NodeScore, filter_nodes, score_nodes
+from heatsched.placement.core import MAX_HEAT_WAIT_S, NodeScore, filter_nodes, score_nodes
 from heatsched.placement.model import NodeView, Snapshot
 from heatsched.twin.sites import SiteConfig
 from heatsched.twin.trace import Job
@@ -84,11 +82,13 @@ class Env:
     it_kw: list[float]  # current IT power of each site
     step_s: float
     allowed: dict[str | None, list[int]] = field(default_factory=dict)  # residency -> site indices
+    fuel_cores: list[int] | None = None  # heat fuel cores running per site (fuel policies only)
 
 
 class Policy:
     """Choose a (site, node) for a job, or None to keep it waiting."""
 
+    held_for_heat = False  # set by choose(): the last None was heat, not a lack of cores
 
     def start_step(self, env: Env) -> None:
         """Called once per step before the step's placements (only when jobs are waiting)."""
@@ -149,8 +149,10 @@ class RandomPolicy(Policy):
 class HeatAware(Policy):
     """The placement core on the twin's state (see the module docstring)."""
 
-    def __init__(self, sites: Sequence[SiteConfig], cluster: Cluster) -> None:
+    def __init__(self, sites: Sequence[SiteConfig], cluster: Cluster, max_heat_wait_s: float = MAX_HEAT_WAIT_S) -> None:
         self.sites = list(sites)
+        self.max_heat_wait_s = max_heat_wait_s
+        self.relaxed = 0  # jobs placed on hot sites because they reached the bound
         self.nodes = {
             name: NodeView(name=name, site=site.name, country=site.country)
             for site, names in zip(self.sites, cluster.names)
@@ -167,18 +169,35 @@ class HeatAware(Policy):
         self.snap = Snapshot(sites=views, nodes=self.nodes, pending_kw={})
 
     def choose(self, job: Job, env: Env) -> tuple[int, int] | None:
+        """kube-scheduler's order with heat fuel: nodes where the job fits without preempting fuel first;
+        only when none passes, the nodes where it fits by preempting fuel (the fuel then shrinks)."""
+        cl, fuel = env.cluster, env.fuel_cores
+        fits = [(s, n) for s in range(len(self.sites)) if (n := cl.freest(s, job.cpu)) is not None]
+        self.held_for_heat = False
+        if fuel is not None and any(fuel):
+            room = [(s, n) for s, n in fits if cl.cores * len(cl.free[s]) - cl.busy[s] - fuel[s] >= job.cpu]
+            if room and len(room) < len(fits):
+                choice = self._decide(job, env, room)
+                if choice is not None:
+                    return choice
+        return self._decide(job, env, fits)
+
+    def _decide(self, job: Job, env: Env, fits: list[tuple[int, int]]) -> tuple[int, int] | None:
         cl = env.cluster
-        candidates = []
-        for s in range(len(self.sites)):  # every site: residency is the core's job, not ours
-            n = cl.freest(s, job.cpu)
-            if n is not None:
-                candidates.append(cl.names[s][n])
+        candidates = [cl.names[s][n] for s, n in fits]  # every site: residency is the core's job, not ours
         if not candidates:
             return None
         self.calls += 1
-        feasible = filter_nodes(job.pod, candidates, self.snap).feasible
+        now_s = env.k * env.step_s
+        result = filter_nodes(job.pod, candidates, self.snap, waited_s=now_s - job.arrival_s,
+                              max_heat_wait_s=self.max_heat_wait_s)
+        feasible = result.feasible
         if not feasible:
+            if result.failed:  # only hot sites fit: held, within the bound
+                self.held_for_heat = True
             return None
+        self.held_for_heat = False
+        self.relaxed += bool(result.relaxed)
         scores = score_nodes(job.pod, feasible, self.snap)
 
         def rank(sc: NodeScore) -> tuple[float, int, str]:
@@ -193,50 +212,5 @@ class HeatAware(Policy):
         pending[name] = pending.get(name, 0.0) + job.cpu * self.sites[site].watts_per_cpu / 1000.0
 
 
-class Oracle(Policy):
-    """Greedy with perfect knowledge of demand and durations (see the module docstring)."""
-
-    lookahead_s = 6 * 3600.0  # stored heat keeps its value for a while after the job ends
-
-    def __init__(self, sites: Sequence[SiteConfig], nodes: Sequence[int], demand_kw: np.ndarray) -> None:
-        self.sites = list(sites)
-        self.demand_kw = demand_kw  # [site, step], realised
-        self.idle_heat_kw = [s.idle_kw(n) * s.tank.efficiency for s, n in zip(self.sites, nodes)]
-        self.committed_kw = np.zeros_like(demand_kw)  # heat of placed jobs, per future step
-        self.ramp = np.arange(1, demand_kw.shape[1] + 1, dtype=float)
-
-    def value(self, s: int, job: Job, env: Env) -> tuple[float, float]:
-        """(backup avoided − extra heat dumped over the window, free storage share) of putting `job` on site s."""
-        site, tank = self.sites[s], self.sites[s].tank
-        h, k, d = env.step_s / 3600.0, env.k, job.steps(env.step_s)
-        end = min(self.demand_kw.shape[1], k + d + int(self.lookahead_s / env.step_s))
-        t = env.temperature_c[s]
-        cap = tank.capacity_kwh_per_k
-        loss = tank.ua_kw_per_k * (t - tank.ambient_c)
-        net = self.committed_kw[s, k:end] + (self.idle_heat_kw[s] - loss) - self.demand_kw[s, k:end]
-        base = cap * (t - tank.min_c) + np.cumsum(net) * h  # stored energy above the floor, no clamps
-        job_kw = job.cpu * site.watts_per_cpu / 1000.0 * tank.efficiency
-        with_job = base + job_kw * h * np.minimum(self.ramp[: end - k], d)
-        top = cap * (tank.max_c - tank.min_c)
-        backup_avoided = max(0.0, -base.min()) - max(0.0, -with_job.min())
-        extra_dump = max(0.0, with_job.max() - top) - max(0.0, base.max() - top)
-        return backup_avoided - extra_dump, (tank.max_c - t) / (tank.max_c - tank.min_c)
-
-    def choose(self, job: Job, env: Env) -> tuple[int, int] | None:
-        cl, best, best_value = env.cluster, None, None
-        for s in env.allowed[job.residency]:
-            n = cl.freest(s, job.cpu)
-            if n is not None:
-                value = self.value(s, job, env)
-                if best_value is None or value > best_value:
-                    best, best_value = (s, n), value
-        return best
-
-    def placed(self, job: Job, site: int, env: Env) -> None:
-        s = self.sites[site]
-        self.committed_kw[site, env.k : env.k + job.steps(env.step_s)] += (
-            job.cpu * s.watts_per_cpu / 1000.0 * s.tank.efficiency
-        )
-
-
-POLICY_NAMES = ("heat-aware", "spreading", "bin-packing", "random", "oracle")
+POLICY_NAMES = ("heat-aware", "heat-aware+fuel", "spreading", "bin-packing", "random")
+FUEL_POLICIES = frozenset({"heat-aware+fuel"})  # the same placement, plus heat fuel (twin/fuel.py)

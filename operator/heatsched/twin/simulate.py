@@ -37,13 +37,18 @@ from typing import Any
 import numpy as np
 
 from heatsched.twin.draw import days_spanned, litres40_per_step
+from heatsched.placement.core import MAX_HEAT_WAIT_S
+from heatsched.planning.fuel import static_guard
+from heatsched.thermal import season
+from heatsched.twin.bound import BoundResult, lp_bound
+from heatsched.twin.fuel import FuelSim
 from heatsched.twin.policies import (
+    FUEL_POLICIES,
     POLICY_NAMES,
     BinPacking,
     Cluster,
     Env,
     HeatAware,
-    Oracle,
     Policy,
     RandomPolicy,
     Spreading,
@@ -150,17 +155,15 @@ def build_scenario(sites: Sequence[SiteConfig], config: SimConfig) -> Scenario:
     return Scenario(config, list(sites), nodes, demand, draw, heat, inlet, jobs)
 
 
-def make_policy(name: str, scenario: Scenario, cluster: Cluster) -> Policy:
-    if name == "heat-aware":
-        return HeatAware(scenario.sites, cluster)
+def make_policy(name: str, scenario: Scenario, cluster: Cluster, max_heat_wait_s: float = MAX_HEAT_WAIT_S) -> Policy:
+    if name in ("heat-aware", "heat-aware+fuel"):
+        return HeatAware(scenario.sites, cluster, max_heat_wait_s)
     if name == "spreading":
         return Spreading()
     if name == "bin-packing":
         return BinPacking()
     if name == "random":
         return RandomPolicy(scenario.config.seed)
-    if name == "oracle":
-        return Oracle(scenario.sites, scenario.nodes, scenario.demand_kw)
     raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
 
 
@@ -172,6 +175,7 @@ class PolicyResult:
     temperature_c: np.ndarray  # [site, step]
     backup_kwh_cum: np.ndarray  # [step], all sites
     seconds: float
+    fuel_kw: np.ndarray | None = None  # [site, step] electric kW of heat fuel (fuel policies only)
 
 
 PolicyFactory = Callable[[Scenario, Cluster], Policy]
@@ -182,12 +186,19 @@ def run_policy(
     name: str,
     progress: Callable[[float], None] | None = None,
     factory: PolicyFactory | None = None,
+    max_heat_wait_s: float = MAX_HEAT_WAIT_S,
 ) -> PolicyResult:
-    """Replay the scenario under policy `name` (or the policy `factory` builds, reported as `name`)."""
+    """Replay the scenario under policy `name` (or the policy `factory` builds, reported as `name`).
+
+    Fuel policies (`heat-aware+fuel`) also plan heat fuel every step, after the step's tenant placements
+    (twin/fuel.py); its power heats the tank like any IT load but is never tenant load.
+    """
     began = time.perf_counter()
     cfg, sites, steps, dt = scenario.config, scenario.sites, scenario.steps, scenario.config.step_s
     cluster = Cluster(sites, scenario.nodes, cfg.cores_per_node)
-    policy = (factory or (lambda sc, cl: make_policy(name, sc, cl)))(scenario, cluster)
+    policy = (factory or (lambda sc, cl: make_policy(name, sc, cl, max_heat_wait_s)))(scenario, cluster)
+    fuel = FuelSim(sites, scenario.nodes, cfg.cores_per_node, steps) if name in FUEL_POLICIES else None
+    fuel_kw = [0.0] * len(sites)
     tanks = [TankState(temperature_c=s.tank.target_c) for s in sites]
     idle_kw = [s.idle_kw(n) for s, n in zip(sites, scenario.nodes)]
     wpc = [s.watts_per_cpu / 1000.0 for s in sites]
@@ -207,16 +218,19 @@ def run_policy(
     running: list[tuple[int, int, int, int, int]] = []  # (end step, job id, site, node, cpu)
     queue: list[Job] = []
     waits: list[float] = []
+    heat_held: dict[int, float] = {}  # job id -> seconds the policy held it off hot sites
     violations = 0
     for k in range(steps):
         while running and running[0][0] <= k:
             _, _, s, n, cpu = heapq.heappop(running)
             cluster.release(s, n, cpu)
         queue.extend(arrivals[k])
+        now = cfg.start + timedelta(seconds=k * dt)
         if queue:
-            env.k, env.now, env.demand_kw = k, cfg.start + timedelta(seconds=k * dt), demand_rows[k]
+            env.k, env.now, env.demand_kw = k, now, demand_rows[k]
             env.temperature_c = [t.temperature_c for t in tanks]
-            env.it_kw = [cluster.busy[i] * wpc[i] + idle_kw[i] for i in range(len(sites))]
+            env.it_kw = [cluster.busy[i] * wpc[i] + idle_kw[i] for i in range(len(sites))]  # fuel is not load
+            env.fuel_cores = fuel.cores if fuel is not None else None
             policy.start_step(env)
             waiting: list[Job] = []
             smallest_failure: dict[str | None, int] = {}
@@ -226,7 +240,10 @@ def run_policy(
                     continue
                 choice = policy.choose(job, env)
                 if choice is None:
-                    smallest_failure[job.residency] = job.cpu
+                    if policy.held_for_heat:  # counted: the wait heat alone causes (a bigger job may be older)
+                        heat_held[job.id] = heat_held.get(job.id, 0.0) + dt
+                    else:
+                        smallest_failure[job.residency] = job.cpu
                     waiting.append(job)
                     continue
                 s, n = choice
@@ -237,11 +254,13 @@ def run_policy(
                 waits.append(k * dt - job.arrival_s)
                 heapq.heappush(running, (k + job.steps(dt), job.id, s, n, job.cpu))
             queue = waiting
+        if fuel is not None:
+            fuel_kw = fuel.step(k, now, [t.temperature_c for t in tanks], cluster.busy, idle_kw, dt, demand_rows[k])
         draws, heats = draw_rows[k], heat_rows[k]
         total_backup = 0.0
         for i, site in enumerate(sites):
             tank = tanks[i]
-            step(site.tank, tank, dt, cluster.busy[i] * wpc[i] + idle_kw[i], draws[i], heats[i],
+            step(site.tank, tank, dt, cluster.busy[i] * wpc[i] + idle_kw[i] + fuel_kw[i], draws[i], heats[i],
                  scenario.inlet_c.item(i, k))
             temps[i, k] = tank.temperature_c
             total_backup += tank.backup_kwh
@@ -250,49 +269,81 @@ def run_policy(
             progress(k / steps)
     if progress is not None:
         progress(1.0)
-    queued = len(queue) + len(arrivals[steps])
+    horizon = steps * dt
+    unplaced = [horizon - j.arrival_s for j in queue]  # jobs of arrivals[steps] came after the last decision
     seconds = time.perf_counter() - began
-    return _result(scenario, name, tanks, temps, backup_cum, waits, violations, queued, policy, seconds)
+    return _result(scenario, name, tanks, temps, backup_cum, waits, unplaced, violations, policy, fuel, seconds,
+                   heat_held)
+
+
+def co2_factors(site: SiteConfig) -> tuple[float, float, float | None]:
+    """(backup kgCO2e per kWh burnt, backup efficiency, grid kgCO2e per kWh or None) of a site: its fuel guard's
+    figures, else natural gas at 0.227 and 90 % (docs/fuel.md) and no grid figure."""
+    g = site.spec.fuel.guard if site.spec.fuel is not None else None
+    if g is None:
+        return 0.227, 0.9, None
+    return g.backup_carbon_kg_per_kwh, g.backup_efficiency, g.grid_carbon_kg_per_kwh
 
 
 def _result(
     scenario: Scenario, name: str, tanks: list[TankState], temps: np.ndarray, backup_cum: np.ndarray,
-    waits: list[float], violations: int, queued: int, policy: Policy, seconds: float,
+    waits: list[float], unplaced: list[float], violations: int, policy: Policy, fuel: FuelSim | None,
+    seconds: float, heat_held: dict[int, float],
 ) -> PolicyResult:
     demand = scenario.demand_kwh()
-    per_site = {
-        s.name: {
+    per_site: dict[str, dict[str, float]] = {}
+    by_country: dict[str, float] = {}
+    for i, (s, t) in enumerate(zip(scenario.sites, tanks)):
+        stored_change = s.tank.capacity_kwh_per_k * (t.temperature_c - s.tank.target_c)  # started at target
+        backup_ci, backup_eff, grid_ci = co2_factors(s)
+        fuel_kwh = fuel.electricity_kwh[i] if fuel is not None else 0.0
+        gas_co2 = t.backup_kwh / backup_eff * backup_ci
+        fuel_co2 = fuel_kwh * (grid_ci or 0.0)
+        per_site[s.name] = {
             "demand_kwh": float(demand[i]),
             "served_by_it_kwh": t.served_by_it_kwh,
             "coverage": t.served_by_it_kwh / demand[i] if demand[i] > 0 else 0.0,
             "backup_kwh": t.backup_kwh,
+            "gas_corrected_kwh": t.backup_kwh - stored_change,
             "heat_dumped_kwh": t.dumped_kwh,
             "it_heat_kwh": t.it_kwh,
+            "fuel_kwh": fuel_kwh,
+            "co2_kg": gas_co2 + fuel_co2,
+            "gas_co2_kg": gas_co2,
+            "fuel_co2_kg": fuel_co2,
             "minutes_below_floor": t.seconds_below_min / 60,
             "mean_temperature_c": float(temps[i].mean()),
         }
-        for i, (s, t) in enumerate(zip(scenario.sites, tanks))
-    }
-    w = np.asarray(waits) / 60 if waits else np.zeros(1)
-    metrics = {
+        by_country[s.country] = by_country.get(s.country, 0.0) + gas_co2 + fuel_co2
+    all_waits = np.asarray([*waits, *unplaced]) / 60 if waits or unplaced else np.zeros(1)
+    metrics: dict[str, Any] = {
         "coverage": sum(t.served_by_it_kwh for t in tanks) / demand.sum() if demand.sum() > 0 else 0.0,
         "backup_kwh": sum(t.backup_kwh for t in tanks),
+        "gas_corrected_kwh": sum(v["gas_corrected_kwh"] for v in per_site.values()),
         "minutes_below_floor": sum(t.seconds_below_min for t in tanks) / 60,
         "heat_dumped_kwh": sum(t.dumped_kwh for t in tanks),
+        "fuel_kwh": sum(v["fuel_kwh"] for v in per_site.values()),
+        "co2_kg": sum(by_country.values()),
+        "co2_kg_by_country": by_country,
         "residency_violations": violations,
-        "wait_mean_min": float(w.mean()),
-        "wait_p95_min": float(np.percentile(w, 95)),
+        "wait_mean_min": float(all_waits.mean()),
+        "wait_p95_min": float(np.percentile(all_waits, 95)),  # unplaced jobs count, with their wait so far
+        "wait_max_min": float(all_waits.max()),
         "jobs_placed": len(waits),
-        "jobs_queued_at_end": queued,
+        "jobs_queued_at_end": len(unplaced),
+        "jobs_after_last_step": len(scenario.jobs) - len(waits) - len(unplaced),
         "seconds": seconds,
     }
     if isinstance(policy, HeatAware):
-        metrics["core_calls"] = policy.calls
-    return PolicyResult(name, metrics, per_site, temps, backup_cum, seconds)
+        metrics.update(core_calls=policy.calls, heat_held_jobs=len(heat_held), heat_relaxed_jobs=policy.relaxed,
+                       heat_wait_max_min=max(heat_held.values(), default=0.0) / 60)
+    if fuel is not None:
+        metrics.update(fuel_preempted_pods=fuel.preempted_pods, fuel_plan_changes=fuel.changes)
+    return PolicyResult(name, metrics, per_site, temps, backup_cum, seconds, fuel.kw if fuel is not None else None)
 
 
 def energy_bound(scenario: Scenario) -> float:
-    """min(1, IT heat the trace can produce / demand): no placement can do better (module docstring)."""
+    """min(1, IT heat the trace can produce / demand): a bound on the coverage of demand by tenant heat."""
     cfg, sites = scenario.config, scenario.sites
     horizon = scenario.steps * cfg.step_s
     core_hours = sum(min(j.duration_s, max(0.0, horizon - j.arrival_s)) * j.cpu for j in scenario.jobs) / 3600
@@ -302,20 +353,49 @@ def energy_bound(scenario: Scenario) -> float:
     return min(1.0, (it_kwh + idle_kwh) * eta / scenario.demand_kwh().sum())
 
 
+def fuel_bound_limits(scenario: Scenario) -> tuple[list[bool], list[int]]:
+    """Where the LP may burn fuel (the static guard allows it) and how many cores (maxCores, the site's cores)."""
+    allowed, cores = [], []
+    for s, n in zip(scenario.sites, scenario.nodes):
+        fuel = s.spec.fuel
+        allowed.append(fuel is not None and fuel.enabled and static_guard(s.spec).allowed)
+        cores.append(min(fuel.max_cores, n * scenario.config.cores_per_node) if fuel is not None else 0)
+    return allowed, cores
+
+
 @dataclass
 class Report:
     scenario: Scenario
     results: list[PolicyResult]
-    bound: float
+    bound: float  # coverage bound (energy_bound)
     seconds: float
+    lp: BoundResult | None = None  # least gas for the same work, no fuel
+    lp_fuel: BoundResult | None = None  # the same with fuel where the guard allows it
+
+    def lp_for(self, policy: str) -> BoundResult | None:
+        return self.lp_fuel if policy in FUEL_POLICIES else self.lp
+
+    def ratio(self, r: PolicyResult) -> float | None:
+        """A policy's corrected gas over its LP bound's (fuel policies: the bound with fuel)."""
+        lp = self.lp_for(r.policy)
+        if lp is None:
+            return None
+        if lp.gas_corrected_kwh <= 1e-6:
+            return 1.0 if r.metrics["gas_corrected_kwh"] <= 1e-6 else math.inf
+        return r.metrics["gas_corrected_kwh"] / lp.gas_corrected_kwh
 
     def to_json(self) -> dict[str, Any]:
         cfg = self.scenario.config
+        lp = {name: None if b is None else {
+            "gas_kwh": b.gas_kwh, "gas_corrected_kwh": b.gas_corrected_kwh, "gas_kwh_by_site": b.gas_kwh_by_site,
+            "fuel_kwh_by_site": b.fuel_kwh_by_site, "dumped_kwh_by_site": b.dumped_kwh_by_site,
+            "max_delay_h": b.max_delay_h, "seconds": b.seconds, "status": b.status,
+        } for name, b in (("no_fuel", self.lp), ("with_fuel", self.lp_fuel))}
         return {
             "config": {
                 "days": cfg.days, "step_s": cfg.step_s, "seed": cfg.seed, "start": cfg.start.isoformat(),
-                "cores_per_node": cfg.cores_per_node, "nodes": cfg.nodes, "sizing": cfg.sizing,
-                "trace": {k: getattr(cfg.trace, k) for k in cfg.trace.__slots__},
+                "season": season(cfg.start), "cores_per_node": cfg.cores_per_node, "nodes": cfg.nodes,
+                "sizing": cfg.sizing, "trace": {k: getattr(cfg.trace, k) for k in cfg.trace.__slots__},
             },
             "sites": {
                 s.name: {"country": s.country, "nodes": n, "mean_demand_kw": s.mean_demand_kw(),
@@ -324,38 +404,53 @@ class Report:
             },
             "jobs": len(self.scenario.jobs),
             "energy_bound": self.bound,
+            "lp_bound": lp,
             "seconds": self.seconds,
-            "policies": {r.policy: {**r.metrics, "sites": r.sites} for r in self.results},
+            "policies": {r.policy: {**r.metrics, "gas_vs_lp": self.ratio(r), "sites": r.sites} for r in self.results},
         }
 
     def table(self) -> str:
-        oracle = next((r.metrics["coverage"] for r in self.results if r.policy == "oracle"), None)
-        head = (f"{'policy':<12} {'coverage':>8} {'vs oracle':>9} {'backup kWh':>10} {'<floor min':>10} "
-                f"{'dumped kWh':>10} {'violations':>10} {'wait mean':>9} {'wait p95':>8} {'queued':>6}")
+        head = (f"{'policy':<16} {'gas kWh*':>9} {'× LP':>6} {'dumped':>7} {'fuel kWh':>8} {'CO2 kg':>7} "
+                f"{'<floor':>6} {'viol':>4} {'wait p95':>8} {'heat wait':>9} {'unplaced':>8}")
         lines = [head, "-" * len(head)]
         for r in self.results:
             m = r.metrics
-            rel = f"{m['coverage'] / oracle:9.1%}" if oracle else f"{'-':>9}"
+            ratio = self.ratio(r)
+            rel = f"{ratio:6.3f}" if ratio is not None and math.isfinite(ratio) else f"{'-' if ratio is None else 'inf':>6}"
+            heat = f"{m['heat_wait_max_min']:8.1f}m" if "heat_wait_max_min" in m else f"{'-':>9}"
             lines.append(
-                f"{r.policy:<12} {m['coverage']:8.1%} {rel} {m['backup_kwh']:10.0f} {m['minutes_below_floor']:10.0f} "
-                f"{m['heat_dumped_kwh']:10.0f} {m['residency_violations']:10d} {m['wait_mean_min']:8.1f}m "
-                f"{m['wait_p95_min']:7.1f}m {m['jobs_queued_at_end']:6d}"
+                f"{r.policy:<16} {m['gas_corrected_kwh']:9.0f} {rel} {m['heat_dumped_kwh']:7.0f} {m['fuel_kwh']:8.0f} "
+                f"{m['co2_kg']:7.0f} {m['minutes_below_floor']:6.0f} {m['residency_violations']:4d} "
+                f"{m['wait_p95_min']:7.1f}m {heat} {m['jobs_queued_at_end']:8d}"
             )
-        by_name = {r.policy: r.metrics["coverage"] for r in self.results}
-        if "heat-aware" in by_name and "spreading" in by_name:
-            gain = 100 * (by_name["heat-aware"] - by_name["spreading"])
-            lines.append(f"heat-aware − spreading: {gain:+.1f} points")
+        for label, b in (("LP bound, no fuel", self.lp), ("LP bound, fuel", self.lp_fuel)):
+            if b is not None:
+                lines.append(f"{label:<16} {b.gas_corrected_kwh:9.0f} {'1.000':>6} {sum(b.dumped_kwh_by_site):7.0f} "
+                             f"{sum(b.fuel_kwh_by_site):8.0f}   (work may wait ≤ {b.max_delay_h} h; {b.seconds:.1f} s)")
+        by = {r.policy: r.metrics for r in self.results}
+        spread = by.get("spreading", {}).get("gas_corrected_kwh")
+        if spread:
+            for name in ("heat-aware", "heat-aware+fuel"):
+                if name in by:
+                    gain = 1 - by[name]["gas_corrected_kwh"] / spread
+                    lines.append(f"{name} vs spreading: {gain:+.1%} less gas for the same work")
+        if "heat-aware" in by and "heat-aware+fuel" in by:
+            a, f = by["heat-aware"]["co2_kg_by_country"], by["heat-aware+fuel"]["co2_kg_by_country"]
+            lines.append("CO2 of heat (gas + fuel electricity), heat-aware → +fuel: " + ", ".join(
+                f"{c} {a[c]:.0f} → {f.get(c, 0.0):.0f} kg" for c in sorted(a)))
         cfg = self.scenario.config
         lines.append(
-            f"{len(self.scenario.jobs)} jobs, {len(self.scenario.sites)} sites, {sum(self.scenario.nodes)} nodes, "
-            f"{cfg.days:g} days from {cfg.start:%Y-%m-%d} at {cfg.step_s:g} s steps, seed {cfg.seed}; "
-            f"energy bound on coverage {self.bound:.1%}; {self.seconds:.1f} s"
+            f"* gas corrected for stored heat: backup + C·(T_start − T_end). {len(self.scenario.jobs)} jobs, "
+            f"{len(self.scenario.sites)} sites, {sum(self.scenario.nodes)} nodes, {cfg.days:g} days from "
+            f"{cfg.start:%Y-%m-%d} ({season(cfg.start)}) at {cfg.step_s:g} s steps, seed {cfg.seed}, utilisation "
+            f"{cfg.trace.utilization:g}, sizing {cfg.sizing:g}; {self.seconds:.1f} s"
         )
         return "\n".join(lines)
 
 
 def simulate(
-    sites: Sequence[SiteConfig], config: SimConfig, policies: Sequence[str] = POLICY_NAMES, progress: bool = False
+    sites: Sequence[SiteConfig], config: SimConfig, policies: Sequence[str] = POLICY_NAMES, progress: bool = False,
+    *, bound: bool = True, max_heat_wait_s: float = MAX_HEAT_WAIT_S,
 ) -> Report:
     began = time.perf_counter()
     unknown = [p for p in policies if p not in POLICY_NAMES]
@@ -365,8 +460,16 @@ def simulate(
     results = []
     for name in policies:
         bar = _ProgressBar(name) if progress else None
-        results.append(run_policy(scenario, name, bar))
-    return Report(scenario, results, energy_bound(scenario), time.perf_counter() - began)
+        results.append(run_policy(scenario, name, bar, max_heat_wait_s=max_heat_wait_s))
+    lp = lp_fuel = None
+    if bound:
+        if progress:
+            sys.stderr.write("LP bounds (HiGHS) ...\n")
+        lp = lp_bound(scenario, with_fuel=False)
+        if any(p in FUEL_POLICIES for p in policies):
+            allowed, cores = fuel_bound_limits(scenario)
+            lp_fuel = lp_bound(scenario, with_fuel=True, fuel_allowed=allowed, fuel_max_cores=cores)
+    return Report(scenario, results, energy_bound(scenario), time.perf_counter() - began, lp, lp_fuel)
 
 
 class _ProgressBar:
@@ -378,5 +481,5 @@ class _ProgressBar:
     def __call__(self, done: float) -> None:
         filled = int(done * self.width)
         end = "\n" if done >= 1 else ""
-        sys.stderr.write(f"\r{self.label:<12} [{'#' * filled}{'.' * (self.width - filled)}] {done:4.0%}{end}")
+        sys.stderr.write(f"\r{self.label:<16} [{'#' * filled}{'.' * (self.width - filled)}] {done:4.0%}{end}")
         sys.stderr.flush()
