@@ -136,3 +136,24 @@ def test_ledger_counts_electricity_heat_co2_and_what_it_avoided() -> None:
     assert ledger.co2_kg == pytest.approx(20 * 0.052)
     assert ledger.co2_avoided_kg == pytest.approx(19.0 * 0.227 / 0.9 - 20 * 0.052)
     assert FuelLedger().add(0.0, 1.0, 0.95, ALLOW, 0.052) == FuelLedger()
+
+
+def test_a_coming_peak_that_would_take_the_tank_below_the_floor_starts_fuel_ahead_of_it() -> None:
+    """At target with tenant heat covering today's 5 kW, nothing is short now; a 40 kW peak in 3 h would empty
+    the 8.7 kWh above the floor, so the floor term pre-heats now (and grows with the peak)."""
+    quiet = (5.0,) * 24
+    peak = (5.0,) * 12 + (40.0,) * 4 + (5.0,) * 8
+    assert plan_fuel(FuelInputs(TANK, 60.0, True, 5.3, quiet, 8192, 0), LIMITS, ALLOW).cores == 0
+    ahead = plan_fuel(FuelInputs(TANK, 60.0, True, 5.3, peak, 8192, 0), LIMITS, ALLOW)
+    assert ahead.cores > 0 and ahead.change == "start"
+    bigger = plan_fuel(FuelInputs(TANK, 60.0, True, 5.3, (5.0,) * 12 + (60.0,) * 4 + (5.0,) * 8, 8192, 0),
+                       LIMITS, ALLOW)
+    assert bigger.cores > ahead.cores
+
+
+def test_a_heavy_day_measured_now_scales_the_whole_forecast() -> None:
+    normal = plan_fuel(inputs(58.0, demand=5.0), LIMITS, ALLOW)
+    heavy = plan_fuel(FuelInputs(TANK, 58.0, True, 0.0, (5.0,) * 24, 8192, 0, demand_now_kw=10.0), LIMITS, ALLOW)
+    assert heavy.cores > normal.cores
+    from heatsched.planning.fuel import day_factor
+    assert day_factor((5.0,), 10.0) == 2.0 and day_factor((5.0,), 100.0) == 3.0 and day_factor((5.0,), None) == 1.0

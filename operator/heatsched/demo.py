@@ -6,9 +6,13 @@ What runs (all real, all on loopback, all torn down at the end):
   each site's nodes (time accelerated), scraped by a real Prometheus;
 - the heatsched operator (telemetry, node labels, scheduler extender, admission webhook);
 - a workload: batch jobs from two tenants, `tenant-fr` (namespace residency FR) and `tenant-any`
-  (unrestricted), created and deleted as they finish.
-Every few seconds it prints each site's tank, state, pods and heat; at the end, heat served by servers vs
-backup, and a residency audit of every placement.
+  (unrestricted), created and deleted as they finish;
+- heat fuel (HeatSite spec.fuel): the operator fills idle cores of French sites that need heat with fuel pods
+  (the German grid is dirtier than gas heat, so Frankfurt gets none); halfway through, a burst of tenant-fr
+  jobs arrives and preempts them.
+Every few seconds it prints each site's tank, state, pods, fuel and heat; at the end, heat served by servers
+vs backup, gas and CO2 against the same run without fuel (the twin keeps a counterfactual tank per site), and
+a residency audit of every placement.
 """
 
 from __future__ import annotations
@@ -244,6 +248,7 @@ class Demo:
         if demand > 0:
             print(f"         hot-water heat: {served:.1f} kWh from servers, {backup:.1f} kWh from backup "
                   f"({100 * served / demand:.0f} % from servers) over {self._twin()['simTime'][5:16]} simulated")
+        self.fuel_summary(twin)
         sample = next(iter(k for k in self.placed if k in self.jobs), None)
         if sample is not None:
             from heatsched.explain import render
@@ -252,6 +257,31 @@ class Demo:
             print("         heatsched explain " + sample[1] + " -n " + sample[0] + ":")
             print("\n".join("           " + line for line in render(pod, []).splitlines()))
         return 1 if violations else 0
+
+    def fuel_summary(self, twin: list[dict]) -> None:
+        """Gas and CO2 of heat against the same run without fuel (the twin's counterfactual tank per site:
+        same demand, same tenant pods, no fuel pods)."""
+        by_name = {s.name: s for s in self.sites}
+        print(f"         {'heat fuel':24} {'fuel kWh':>8} {'gas kWh':>8} {'no fuel':>8} {'CO2 kg':>7} {'no fuel':>8}")
+        totals = [0.0] * 5
+        for t in twin:
+            spec = by_name[t["site"]].spec
+            g = spec.fuel.guard if spec.fuel is not None else None
+            gas_ci, gas_eff, grid_ci = (g.backup_carbon_kg_per_kwh, g.backup_efficiency,
+                                        g.grid_carbon_kg_per_kwh or 0.0) if g else (0.227, 0.9, 0.0)
+            fuel, gas, base = t["fuelKWh"], t["backupKWh"], (t.get("noFuel") or {}).get("backupKWh", t["backupKWh"])
+            co2, co2_base = gas / gas_eff * gas_ci + fuel * grid_ci, base / gas_eff * gas_ci
+            for i, v in enumerate((fuel, gas, base, co2, co2_base)):
+                totals[i] += v
+            print(f"         {t['site']:24} {fuel:8.1f} {gas:8.1f} {base:8.1f} {co2:7.1f} {co2_base:8.1f}")
+        fuel, gas, base, co2, co2_base = totals
+        saved = (1 - gas / base) if base > 0 else 0.0
+        print(f"         heat fuel used {fuel:.1f} kWh of electricity: gas {gas:.1f} kWh instead of {base:.1f} kWh "
+              f"without fuel ({saved:.0%} less), CO2 of heat {co2:.1f} kg instead of {co2_base:.1f} kg "
+              f"({co2_base - co2:+.1f} kg saved)")
+        if self.burst_result is not None:
+            got, n, slowest, fuel_pods = self.burst_result
+            print(f"         tenant burst: {got}/{n} bound within {slowest:.1f} s while {fuel_pods} fuel pods ran")
 
     def down(self) -> None:
         for svc in reversed(self.services):

@@ -82,10 +82,11 @@ class Twin:
         if steps <= 0:
             return
         load = self.load.site_it_kw()
+        fuel = self.load.site_fuel_kw() if hasattr(self.load, "site_fuel_kw") else {}
         for _ in range(steps):
             at = self.clock.tick()
             for site in self.sites.values():
-                site.advance(at, self.clock.step_s, load.get(site.name, 0.0))
+                site.advance(at, self.clock.step_s, load.get(site.name, 0.0), fuel.get(site.name, 0.0))
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -122,6 +123,7 @@ class _TwinCollector(Collector):
             "tank_temperature_celsius": ("Simulated tank temperature (°C).", lambda s: s.state.temperature_c),
             "backup_kw": ("Backup burner power over the last step (kW).", lambda s: s.backup_kw),
             "it_heat_kw": ("IT heat recovered into the tank at the current load (kW).", lambda s: s.it_heat_kw),
+            "fuel_kw": ("Electric power of heat fuel pods on the site (kW).", lambda s: s.fuel_kw),
         }
         for name, (doc, value) in gauges.items():
             g = GaugeMetricFamily(f"heatsched_twin_{name}", doc, labels=["site"])
@@ -137,6 +139,9 @@ class _TwinCollector(Collector):
             "backup_kwh": ("Energy burnt by the backup (kWh).", lambda s: s.state.backup_kwh),
             "heat_dumped_kwh": ("IT heat rejected at the tank maximum (kWh).", lambda s: s.state.dumped_kwh),
             "served_by_it_kwh": ("Heat demand met by server heat (kWh).", lambda s: s.state.served_by_it_kwh),
+            "fuel_kwh": ("Electricity used by heat fuel pods (kWh).", lambda s: s.fuel_kwh),
+            "backup_no_fuel_kwh": ("Backup the same tank would have burnt without heat fuel (kWh).",
+                                   lambda s: s.no_fuel.backup_kwh if s.no_fuel is not None else 0.0),
         }
         for name, (doc, value) in counters.items():
             c = CounterMetricFamily(f"heatsched_twin_{name}", doc, labels=["site"])

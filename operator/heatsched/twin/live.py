@@ -38,12 +38,15 @@ class LiveSite:
     last: StepFlows | None = None
     last_step_s: float = 0.0
     demand_kw: dict[str, float] = field(default_factory=dict)
+    fuel_kw: float = 0.0  # the part of it_kw drawn by heat fuel pods
+    fuel_kwh: float = 0.0
+    no_fuel: TankState | None = None  # the same tank with the same demand and tenants, but no fuel
     _day_factors: dict[tuple[str, date], float] = field(default_factory=dict, repr=False)
 
     @classmethod
     def start(cls, config: SiteConfig, temperature_c: float | None = None, seed: int = 0) -> LiveSite:
         t = config.tank.target_c if temperature_c is None else temperature_c
-        return cls(config=config, state=TankState(temperature_c=t), seed=seed)
+        return cls(config=config, state=TankState(temperature_c=t), seed=seed, no_fuel=TankState(temperature_c=t))
 
     @property
     def name(self) -> str:
@@ -68,9 +71,11 @@ class LiveSite:
             for d in self.config.demands
         }
 
-    def advance(self, now: datetime, dt_s: float, load_kw: float) -> None:
-        """One step of dt_s seconds starting at `now`, with `load_kw` of IT power unless overridden."""
+    def advance(self, now: datetime, dt_s: float, load_kw: float, fuel_kw: float = 0.0) -> None:
+        """One step of dt_s seconds starting at `now`, with `load_kw` of IT power unless overridden, of which
+        `fuel_kw` is heat fuel; the no-fuel counterfactual tank gets the same step without the fuel."""
         self.it_kw = load_kw if self.it_override_kw is None else self.it_override_kw
+        self.fuel_kw = min(max(0.0, fuel_kw), self.it_kw) if self.it_override_kw is None else 0.0
         self.demand_kw = self.demands_at(now)
         if self.hold:
             self.last = None
@@ -84,6 +89,9 @@ class LiveSite:
             else:
                 heat_kw += kw
         self.last = step(self.config.tank, self.state, dt_s, self.it_kw, draw_l40, heat_kw, inlet)
+        if self.no_fuel is not None:
+            step(self.config.tank, self.no_fuel, dt_s, self.it_kw - self.fuel_kw, draw_l40, heat_kw, inlet)
+        self.fuel_kwh += self.fuel_kw * dt_s / 3600.0
         self.last_step_s = dt_s
 
     @property
@@ -137,6 +145,10 @@ class LiveSite:
             "heatDumpedKWh": s.dumped_kwh,
             "servedByITKWh": s.served_by_it_kwh,
             "itHeatKWh": s.it_kwh,
+            "fuelKW": self.fuel_kw,
+            "fuelKWh": self.fuel_kwh,
+            "noFuel": None if self.no_fuel is None else {
+                "temperatureC": round(self.no_fuel.temperature_c, 3), "backupKWh": self.no_fuel.backup_kwh},
             "tank": {"min": self.config.tank.min_c, "target": self.config.tank.target_c, "max": self.config.tank.max_c},
         }
 

@@ -70,6 +70,9 @@ def node_sites(sites: Sequence[SiteConfig], nodes: Iterable[tuple[str, Mapping[s
     return out
 
 
+FUEL_SITE_LABEL = "heatsched.io/fuel-site"  # heat fuel pods (heatsched.operator_app.fuel)
+
+
 def it_kw_by_site(
     sites: Sequence[SiteConfig], node_site: Mapping[str, str], pod_cpu: Iterable[tuple[str, float]]
 ) -> dict[str, float]:
@@ -93,6 +96,7 @@ class KubernetesLoadSource:
         self._api = core_api  # kubernetes.client.CoreV1Api
         self._refresh_s = refresh_s
         self._kw: dict[str, float] = {s.name: 0.0 for s in self._sites}
+        self._fuel_kw: dict[str, float] = {s.name: 0.0 for s in self._sites}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -121,6 +125,11 @@ class KubernetesLoadSource:
         with self._lock:
             return dict(self._kw)
 
+    def site_fuel_kw(self) -> dict[str, float]:
+        """The part of site_it_kw that heat fuel pods draw (label heatsched.io/fuel-site)."""
+        with self._lock:
+            return dict(self._fuel_kw)
+
     def refresh(self) -> bool:
         """Poll once; on any API or decoding error keep the last value, log, and return False."""
         try:
@@ -136,12 +145,16 @@ class KubernetesLoadSource:
                 ((n["metadata"]["name"], n["metadata"].get("labels") or {}) for n in nodes),
             )
             kw = it_kw_by_site(self._sites, node_site, _pod_cpu(pods))
+            fuel = [p for p in pods if FUEL_SITE_LABEL in ((p.get("metadata") or {}).get("labels") or {})]
+            with_idle = it_kw_by_site(self._sites, node_site, _pod_cpu(fuel))
+            idle = it_kw_by_site(self._sites, node_site, ())
+            fuel_kw = {name: with_idle[name] - idle[name] for name in with_idle}
         except Exception as exc:  # noqa: BLE001 - any failure must keep the twin serving the last value
             self.errors += 1
             log.warning("IT load refresh failed, keeping the last value: %s", exc)
             return False
         with self._lock:
-            self._kw = kw
+            self._kw, self._fuel_kw = kw, fuel_kw
         return True
 
     def start(self) -> None:
