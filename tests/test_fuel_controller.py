@@ -76,6 +76,17 @@ def test_fuel_pods_are_neither_tenant_load_nor_charged_heat_and_leave_cores_free
     assert store.fuel_pods["montlucon-residence"] == {}
 
 
+def test_a_tenant_pod_nominated_after_preempting_fuel_keeps_its_room_from_new_fuel(store):
+    before = store.free_cores("montlucon-residence")
+    store.set_nominated("t9", "m1", 48.0)
+    assert store.free_cores("montlucon-residence") == pytest.approx(before - 48)
+    store.set_pod("t9", "m1", 48.0, False)  # bound: counted once, as tenant load
+    store.set_nominated("t9", None, 48.0)
+    assert store.free_cores("montlucon-residence") == pytest.approx(before - 48)
+    store.delete_pod("t9")
+    assert store.free_cores("montlucon-residence") == pytest.approx(before)
+
+
 def test_node_allocatable_cpu_is_read_and_bad_values_are_unknown():
     assert node_cpu({"status": {"allocatable": {"cpu": "3500m"}}}) == 3.5
     assert node_cpu({"status": {"allocatable": {"cpu": "lots"}}}) is None

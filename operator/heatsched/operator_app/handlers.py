@@ -346,7 +346,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
             op(memo).store.set_pod(uid, None, 0.0, gone or bool(meta.get("deletionTimestamp")), fuel, fuel_site)
             return
         bound_before = uid in op(memo).store.pods
-        site = op(memo).store.set_pod(uid, spec.get("nodeName"), pod_cpu(spec), gone)
+        cpu = pod_cpu(spec)
+        site = op(memo).store.set_pod(uid, spec.get("nodeName"), cpu, gone)
+        nominated = status.get("nominatedNodeName") if not gone and not spec.get("nodeName") else None
+        op(memo).store.set_nominated(uid, nominated, cpu)
         if not gone and spec.get("nodeName") and not bound_before and op(memo).config.annotate_placements:
             await op(memo).annotate_placement(body, site)
         if gone or spec.get("nodeName"):  # scored pods that bound or went away: drop their scores

@@ -63,6 +63,7 @@ class Store:
     explanations: dict[str, dict] = field(default_factory=dict)  # pod uid -> last scoring (for explain)
     namespaces: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # name -> (annotations, labels)
     node_alloc_cpu: dict[str, float] = field(default_factory=dict)  # node -> allocatable CPU cores
+    nominated: dict[str, tuple[str, float]] = field(default_factory=dict)  # pending pod uid -> (node, cpu)
     fuel_pods: dict[str, dict[str, FuelPod]] = field(default_factory=dict)  # site -> uid -> fuel pod
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
@@ -178,6 +179,7 @@ class Store:
         return name
 
     def delete_pod(self, uid: str) -> None:
+        self.nominated.pop(uid, None)
         old = self.pods.pop(uid, None)
         if old is not None:
             left = self.node_cpu.get(old.node, 0.0) - old.cpu
@@ -197,9 +199,23 @@ class Store:
         cpu = sum(self.node_cpu.get(n, 0.0) for n in nodes)
         return (cpu * spec.power.watts_per_cpu + len(nodes) * spec.power.idle_watts_per_node) / 1000.0
 
+    def set_nominated(self, uid: str, node: str | None, cpu: float) -> None:
+        """A pending tenant pod that kube-scheduler nominated for a node (it preempted pods there to make room)."""
+        if node:
+            self.nominated[uid] = (node, cpu)
+        else:
+            self.nominated.pop(uid, None)
+
     def free_cores(self, site: str) -> float:
-        """Allocatable CPU of the site's nodes not requested by tenant pods (fuel pods count as free)."""
-        return sum(max(0.0, self.node_alloc_cpu.get(n, 0.0) - self.node_cpu.get(n, 0.0)) for n in self.nodes_of(site))
+        """Allocatable CPU of the site's nodes not requested by tenant pods, bound or nominated (fuel pods count
+        as free). Nominated pods count: the default scheduler does not see another scheduler's nominations, so
+        fuel created into the room a preemption freed would take it from the tenant."""
+        nodes = self.nodes_of(site)
+        held = dict.fromkeys(nodes, 0.0)
+        for node, cpu in self.nominated.values():
+            if node in held:
+                held[node] += cpu
+        return sum(max(0.0, self.node_alloc_cpu.get(n, 0.0) - self.node_cpu.get(n, 0.0) - held[n]) for n in nodes)
 
     def demand_forecast_kw(self, site: str, now: datetime, hours: float) -> tuple[float, ...]:
         """The site's demand forecast in 15-minute slots over `hours`, profiles in the building's local time."""
