@@ -13,7 +13,6 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from heatsched.explain import render
 from heatsched.extender.server import make_app
-from heatsched.models import load_manifest
 from heatsched.operator_app.fuel import FUEL_SITE_LABEL, fuel_pod_body, priority_class
 from heatsched.operator_app.handlers import fuel_site_of, node_cpu
 from heatsched.operator_app.store import FuelPod, Store
@@ -27,14 +26,11 @@ NOW = datetime(2026, 1, 12, 8, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store() -> Store:
-    s = Store(clock=lambda: NOW.timestamp())
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        for obj in load_manifest(path):
-            (s.set_site if type(obj).__name__ == "HeatSite" else s.set_demand)(obj)
+def store(store: Store) -> Store:
+    """The example store with two 64-core nodes in Montluçon."""
     for i in (1, 2):
-        s.set_node(f"m{i}", {POOL: "montlucon-residence"}, alloc_cpu=64.0)
-    return s
+        store.set_node(f"m{i}", {POOL: "montlucon-residence"}, alloc_cpu=64.0)
+    return store
 
 
 def test_a_fuel_pod_is_pinned_to_its_site_at_the_fuel_priority_with_whole_pod_cpu(store):

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from heatsched.models import load_manifest
 from heatsched.operator_app.handlers import meaningful
-from heatsched.operator_app.store import Store
 from heatsched.models import HeatSiteStatus
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, STATE_LABEL, ThermalState
 from heatsched.thermal import Reading
@@ -17,15 +15,6 @@ from heatsched.thermal import Reading
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 POOL = "node-restriction.kubernetes.io/heatsched-pool"
 NOW = datetime(2026, 1, 12, 8, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def store() -> Store:
-    s = Store(clock=lambda: NOW.timestamp())
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        for obj in load_manifest(path):
-            (s.set_site if type(obj).__name__ == "HeatSite" else s.set_demand)(obj)
-    return s
 
 
 def test_a_node_in_one_site_gets_site_country_and_state_labels(store):

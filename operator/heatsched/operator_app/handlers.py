@@ -33,7 +33,6 @@ from heatsched.models import (
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.operator_app.fuel import FUEL_SITE_LABEL, FuelController
 from heatsched.operator_app.store import FuelPod, Store
-from heatsched.placement.model import ThermalState
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
 

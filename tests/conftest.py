@@ -1,0 +1,24 @@
+"""Fixtures shared by the unit tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from heatsched.models import load_manifest
+from heatsched.operator_app.store import Store
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+NOW = datetime(2026, 1, 12, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store() -> Store:
+    """An operator Store holding every example HeatSite and ThermalDemand, its clock at NOW."""
+    s = Store(clock=lambda: NOW.timestamp())
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for obj in load_manifest(path):
+            (s.set_site if type(obj).__name__ == "HeatSite" else s.set_demand)(obj)
+    return s
