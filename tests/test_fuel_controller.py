@@ -53,7 +53,9 @@ def test_only_labelled_pods_in_the_sites_fuel_namespace_count_as_fuel(store):
     labels = {FUEL_SITE_LABEL: "montlucon-residence"}
     assert fuel_site_of(store, {"labels": labels, "namespace": "heatsched-fuel"}) == "montlucon-residence"
     assert fuel_site_of(store, {"labels": labels, "namespace": "tenant-a"}) is None  # a tenant wearing the label
-    assert fuel_site_of(store, {"labels": {FUEL_SITE_LABEL: "nowhere"}, "namespace": "heatsched-fuel"}) is None
+    # a site not known yet (pods listed before their HeatSite at start-up): fuel in the default namespace
+    assert fuel_site_of(store, {"labels": {FUEL_SITE_LABEL: "later"}, "namespace": "heatsched-fuel"}) == "later"
+    assert fuel_site_of(store, {"labels": {FUEL_SITE_LABEL: "later"}, "namespace": "tenant-a"}) is None
     assert fuel_site_of(store, {"namespace": "heatsched-fuel"}) is None
 
 

@@ -45,6 +45,7 @@ from heatsched.planning.fuel import (
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 
 FUEL_SITE_LABEL = "heatsched.io/fuel-site"
+DEFAULT_FUEL_NAMESPACE = "heatsched-fuel"  # FuelSpec.namespace's default
 MANAGED_BY = ("app.kubernetes.io/managed-by", "heatsched")
 EVENT_NAMESPACE = "default"  # Events of cluster-scoped objects live there
 MAX_CHANGES = 50
@@ -163,6 +164,11 @@ class FuelController:
             allowed=verdict.allowed, guard=verdict.reason[:1024], reason=plan.reason[:1024],
             last_change_time=state.last_change,
         )
+
+    async def forget(self, name: str) -> None:
+        """The HeatSite is gone: delete its fuel pods and its state."""
+        await self._delete(list(self.store.fuel_pods.get(name, {}).values()))
+        self.sites.pop(name, None)
 
     def _resume(self, state: SiteFuel, site: HeatSite) -> None:
         """After a restart, go on from the last status: the ledger keeps counting, the plan keeps its cores."""

@@ -31,7 +31,7 @@ from heatsched.models import (
     expand_query, parse_heatsite, parse_thermaldemand,
 )
 from heatsched.operator_app.config import OperatorConfig
-from heatsched.operator_app.fuel import FUEL_SITE_LABEL, FuelController
+from heatsched.operator_app.fuel import DEFAULT_FUEL_NAMESPACE, FUEL_SITE_LABEL, FuelController
 from heatsched.operator_app.store import FuelPod, Store
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
@@ -64,12 +64,15 @@ def node_cpu(node: dict[str, Any]) -> float | None:
 
 def fuel_site_of(store: Store, meta: dict[str, Any]) -> str | None:
     """The site of a heat fuel pod: labelled by the controller AND in that site's fuel namespace (a tenant's
-    pod wearing the label elsewhere stays tenant load)."""
+    pod wearing the label elsewhere stays tenant load). A site not (or no longer) known with a spec.fuel uses
+    the default namespace: pods seen before their HeatSite at start-up, or left when spec.fuel was removed,
+    are still fuel, so they are neither tenant load nor orphans."""
     site = (meta.get("labels") or {}).get(FUEL_SITE_LABEL)
-    hs = store.sites.get(site) if site else None
-    if hs is None or hs.spec.fuel is None or meta.get("namespace") != hs.spec.fuel.namespace:
+    if not site:
         return None
-    return site
+    hs = store.sites.get(site)
+    namespace = hs.spec.fuel.namespace if hs is not None and hs.spec.fuel is not None else DEFAULT_FUEL_NAMESPACE
+    return site if meta.get("namespace") == namespace else None
 
 
 async def _call(fn, *args, **kwargs):
@@ -294,6 +297,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         store.delete_site(name)
         op(memo).written.pop(name, None)
         await op(memo).relabel(members)
+        await op(memo).fuel.forget(name)  # its fuel pods go with it
 
     @kopf.daemon(*HEATSITES, cancellation_timeout=5.0, registry=registry)
     async def heatsite_telemetry(name, memo, stopped, **_):
