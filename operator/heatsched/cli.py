@@ -17,6 +17,7 @@ COMMANDS = (
     "heatsched.cluster.cli",
     "heatsched.operator_app.cli",
     "heatsched.explain",
+    "heatsched.audit",
     "heatsched.twin.cli",
     "heatsched.crdgen",
 )

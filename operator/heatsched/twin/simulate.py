@@ -57,7 +57,9 @@ from heatsched.twin.sites import SiteConfig, backup_kw_for
 from heatsched.twin.tank import TankState, step
 from heatsched.twin.trace import Job, TraceParams, generate
 
-DEFAULT_START = datetime(2025, 3, 3)  # a Monday in spring: space heating at its spring factor
+DEFAULT_START = datetime(2025, 3, 3)
+MIN_RATIO_KWH = 1.0  # below this LP bound (e.g. it ends with fuller tanks than it started), no ratio is given
+STARVED_S = 3600.0  # a job still queued at the end after waiting this long is starved, not just late  # a Monday in spring: space heating at its spring factor
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,7 @@ def _result(
         "wait_max_min": float(all_waits.max()),
         "jobs_placed": len(waits),
         "jobs_queued_at_end": len(unplaced),
+        "jobs_starved_at_end": sum(1 for w in unplaced if w >= STARVED_S),
         "jobs_after_last_step": len(scenario.jobs) - len(waits) - len(unplaced),
         "seconds": seconds,
     }
@@ -378,10 +381,8 @@ class Report:
     def ratio(self, r: PolicyResult) -> float | None:
         """A policy's corrected gas over its LP bound's (fuel policies: the bound with fuel)."""
         lp = self.lp_for(r.policy)
-        if lp is None:
-            return None
-        if lp.gas_corrected_kwh <= 1e-6:
-            return 1.0 if r.metrics["gas_corrected_kwh"] <= 1e-6 else math.inf
+        if lp is None or lp.gas_corrected_kwh < MIN_RATIO_KWH:
+            return None  # a ratio to (almost) nothing says nothing: compare the kWh
         return r.metrics["gas_corrected_kwh"] / lp.gas_corrected_kwh
 
     def to_json(self) -> dict[str, Any]:
