@@ -185,5 +185,10 @@ def test_a_namespace_default_residency_is_inherited_and_enforced(stack, api):
             stack.core.patch_namespaced_pod("inherits", name,
                                             {"metadata": {"annotations": {"heatsched.io/residency": "EU"}}})
         assert "cannot change" in json.loads(err.value.body)["message"]
+        for wider in ("US", "EU", "FR,DE"):  # a namespace's residency is a ceiling: a pod cannot widen it
+            with pytest.raises(client.ApiException) as err:
+                stack.pod(name, f"wider-{wider.replace(',', '-').lower()}", annotations={"heatsched.io/residency": wider})
+            message = json.loads(err.value.body)["message"]
+            assert err.value.status == 422 and "not within its namespace's residency FR" in message, message
     finally:
         stack.core.delete_namespace(name)

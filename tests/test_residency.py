@@ -124,16 +124,27 @@ def test_eu_is_the_27_member_states() -> None:
 @pytest.mark.parametrize(
     ("pod", "namespace", "expected"),
     [
-        ({RESIDENCY_ANNOTATION: "DE"}, {RESIDENCY_ANNOTATION: "FR"}, {"DE"}),  # pod wins
+        ({RESIDENCY_ANNOTATION: "FR"}, {RESIDENCY_ANNOTATION: "EU"}, {"FR"}),  # the pod narrows its namespace
+        ({RESIDENCY_ANNOTATION: "FR,DE"}, {RESIDENCY_ANNOTATION: "FR,DE,CH"}, {"FR", "DE"}),
         ({}, {RESIDENCY_ANNOTATION: "FR"}, {"FR"}),  # namespace default
         (None, {RESIDENCY_ANNOTATION: "FR"}, {"FR"}),
         ({"other": "x"}, {}, None),  # unrestricted
         (None, None, None),
     ],
 )
-def test_effective_residency_prefers_pod_then_namespace(pod, namespace, expected) -> None:
+def test_effective_residency_is_the_pods_within_its_namespace_else_the_namespaces(pod, namespace, expected) -> None:
     result = effective_residency(pod, namespace)
     assert result == (frozenset(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize(("pod", "namespace", "outside"), [("US", "FR", "(US outside"), ("FR,DE", "FR", "(DE outside"),
+                                                        ("EU", "FR", "(AT,BE,")])
+def test_a_namespace_residency_is_a_ceiling_a_pod_cannot_widen(pod, namespace, outside) -> None:
+    with pytest.raises(ResidencyError) as err:
+        effective_residency({RESIDENCY_ANNOTATION: pod}, {RESIDENCY_ANNOTATION: namespace})
+    message = str(err.value)
+    assert f"not within its namespace's residency {namespace}" in message and "ceiling" in message
+    assert outside in message
 
 
 def test_invalid_pod_annotation_does_not_fall_back_to_namespace_default() -> None:

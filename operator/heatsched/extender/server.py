@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timezone
 
 from aiohttp import web
@@ -70,6 +70,7 @@ def make_app(
     params: ScoreParams = DEFAULT_PARAMS,
     max_heat_wait_s: float = MAX_HEAT_WAIT_S,
     clock: Callable[[], float] = time.time,
+    namespace_annotations: Callable[[str], Mapping[str, str] | None] = lambda namespace: None,
 ) -> web.Application:
     """Build the extender application.
 
@@ -79,7 +80,8 @@ def make_app(
     creationTimestamp and `clock`), so `explain` can say why; both must be fast, their exceptions are
     logged and swallowed.
     """
-    handlers = _Handlers(snapshot, on_scored, params, max_body_bytes, on_filtered, max_heat_wait_s, clock)
+    handlers = _Handlers(snapshot, on_scored, params, max_body_bytes, on_filtered, max_heat_wait_s, clock,
+                         namespace_annotations)
     app = web.Application(client_max_size=max_body_bytes)
     app.router.add_post("/scheduler/filter", handlers.filter)
     app.router.add_post("/scheduler/prioritize", handlers.prioritize)
@@ -97,6 +99,7 @@ class _Handlers:
         on_filtered: OnFiltered | None = None,
         max_heat_wait_s: float = MAX_HEAT_WAIT_S,
         clock: Callable[[], float] = time.time,
+        namespace_annotations: Callable[[str], Mapping[str, str] | None] = lambda namespace: None,
     ) -> None:
         self._snapshot = snapshot
         self._on_scored = on_scored
@@ -105,6 +108,7 @@ class _Handlers:
         self._max = max_body_bytes
         self._max_heat_wait_s = max_heat_wait_s
         self._clock = clock
+        self._namespace_annotations = namespace_annotations
 
     async def filter(self, request: web.Request) -> web.Response:
         decoded = await self._decode(request)
@@ -154,7 +158,7 @@ class _Handlers:
         args = decoded.args
         names = args.candidate_names()
         try:
-            pod = _pod_request(args)
+            pod = _pod_request(args, self._namespace_annotations)
         except ResidencyError as exc:
             reason = str(exc)
             unresolvable = dict.fromkeys(names, reason)
@@ -189,7 +193,7 @@ class _Handlers:
     def _prioritize(self, decoded: Decoded, names: list[str]) -> list[int]:
         args = decoded.args
         try:
-            pod = _pod_request(args)
+            pod = _pod_request(args, self._namespace_annotations)
         except ResidencyError:
             return [0] * len(names)  # filter already made every node unresolvable
         scores = score_nodes(pod, names, self._snapshot(), params=self._params)
@@ -209,14 +213,16 @@ class _Handlers:
         return priorities
 
 
-def _pod_request(args: ExtenderArgs) -> PodRequest:
-    """The core's view of the pod; the webhook has already copied any namespace default onto it."""
+def _pod_request(args: ExtenderArgs, namespace_annotations: Callable[[str], Mapping[str, str] | None]) -> PodRequest:
+    """The core's view of the pod: its residency within its namespace's (the ceiling applies here too, so a
+    namespace annotated after its pods were admitted still binds them)."""
     pod = args.pod
     meta = pod.metadata
+    namespace = meta.namespace or "default"
     return PodRequest(
         name=meta.name,
-        namespace=meta.namespace or "default",
-        residency=effective_residency(meta.annotations, None),
+        namespace=namespace,
+        residency=effective_residency(meta.annotations, namespace_annotations(namespace)),
         cpu_cores=pod.cpu_request(),
     )
 

@@ -334,6 +334,16 @@ def register(registry: kopf.OperatorRegistry) -> None:
         store.set_node(name, dict(obj["metadata"].get("labels") or {}), node_cpu(obj))
         await op(memo).relabel([name])
 
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    async def namespace_event(event, name, memo, **_):
+        """Namespace annotations and labels: residency ceilings (webhook, extender) and the heat-aware opt-in."""
+        store = op(memo).store
+        if event["type"] == "DELETED":
+            store.namespaces.pop(name, None)
+            return
+        meta = event["object"].get("metadata", {})
+        store.namespaces[name] = (dict(meta.get("annotations") or {}), dict(meta.get("labels") or {}))
+
     @kopf.on.event("", "v1", "pods", registry=registry)
     async def pod_event(event, memo, **_):
         body = event["object"]

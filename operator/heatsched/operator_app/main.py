@@ -60,7 +60,8 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
             remember = (lambda uid, ref, scores: op.remember_scores(uid, scores)) if cfg.annotate_placements else None
             relaxed = op.remember_relaxed if cfg.annotate_placements else None
             app = make_app(lambda: op.store.snapshot, on_scored=remember, on_filtered=relaxed,
-                           max_heat_wait_s=cfg.max_heat_wait_s)
+                           max_heat_wait_s=cfg.max_heat_wait_s,
+                           namespace_annotations=lambda ns: op.store.namespaces.get(ns, ({}, {}))[0])
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, cfg.extender_host, cfg.extender_port).start()

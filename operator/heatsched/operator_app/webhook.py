@@ -5,13 +5,14 @@ country label in every scheduler and profile, with or without the extender. The 
 is a second lock, not the only one.
 
 Pods:
-- mutate (`pod_mutate`): the effective residency (pod annotation, else the namespace's
-  `heatsched.io/residency` annotation) is parsed (fail closed: a bad value is refused with what is
-  allowed), written back on the pod, and ANDed into every required nodeSelectorTerm as
+- mutate (`pod_mutate`): the effective residency (pod annotation within the namespace's `heatsched.io/residency`
+  annotation, which is a ceiling: a pod residency outside it is refused; no pod annotation: the namespace's)
+  is parsed (fail closed: a bad value is refused with what is allowed), written back on the pod, and ANDed
+  into every required nodeSelectorTerm as
   `node-restriction.kubernetes.io/heatsched-country In [...]`. Pods in namespaces labelled
   `heatsched.io/scheduling=heat-aware` get `schedulerName: heat-aware` (unless they chose another).
-- validate (`pod_validate`): on create and update, the final pod must carry a valid residency that its
-  affinity enforces; the residency annotation cannot change after creation; a pod with residency and a
+- validate (`pod_validate`): on create and update, the final pod must carry a valid residency, within its
+  namespace's, that its affinity enforces; the residency annotation cannot change after creation; a pod with residency and a
   preset `spec.nodeName` (which bypasses the scheduler) must name a node of an allowed country.
 Namespaces: a namespace with a residency annotation is validated and labelled
 `heatsched.io/residency-enforced=true`, which routes its pods to the fail-closed webhook.
@@ -39,7 +40,13 @@ from kubernetes.client.rest import ApiException
 
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.placement.model import COUNTRY_LABEL
-from heatsched.placement.residency import RESIDENCY_ANNOTATION, ResidencyError, format_residency, parse_residency
+from heatsched.placement.residency import (
+    RESIDENCY_ANNOTATION,
+    ResidencyError,
+    format_residency,
+    parse_residency,
+    within_ceiling,
+)
 
 log = logging.getLogger("heatsched.webhook")
 
@@ -161,6 +168,17 @@ async def _namespace_annotations(op, namespace: str) -> tuple[dict, dict]:
     return dict(ns.metadata.annotations or {}), dict(ns.metadata.labels or {})
 
 
+async def _residency(op, namespace: str, own: str | None, ns_annotations: dict) -> frozenset[str] | None:
+    """The pod's effective residency, its namespace's being a ceiling; refused (422) with the reason."""
+    pod = parse_or_refuse(own, "pod") if own is not None else None
+    ns_value = ns_annotations.get(RESIDENCY_ANNOTATION)
+    ns = parse_or_refuse(ns_value, f"namespace {namespace} default") if ns_value is not None else None
+    try:
+        return within_ceiling(pod, ns)
+    except ResidencyError as exc:
+        raise refuse(f"namespace {namespace}: {exc}") from None
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.mutate("", "v1", "pods", id="pod_mutate", operations=["CREATE"], registry=registry)
     async def pod_mutate(body, patch, namespace, memo, **_):
@@ -169,13 +187,9 @@ def register(registry: kopf.OperatorRegistry) -> None:
         namespace = namespace or meta.get("namespace")
         ns_annotations, ns_labels = await _namespace_annotations(op, namespace)
         own = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
-        if own is not None:
-            countries = parse_or_refuse(own, "pod")
-        elif RESIDENCY_ANNOTATION in ns_annotations:
-            countries = parse_or_refuse(ns_annotations[RESIDENCY_ANNOTATION], f"namespace {namespace} default")
+        countries = await _residency(op, namespace, own, ns_annotations)
+        if countries is not None and own is None:
             patch.metadata.setdefault("annotations", {})[RESIDENCY_ANNOTATION] = format_residency(countries)
-        else:
-            countries = None
         if countries is not None:
             patch.spec["affinity"] = residency_affinity(spec.get("affinity"), countries)
         if ns_labels.get(SCHEDULING_LABEL) == HEAT_AWARE and spec.get("schedulerName") in (None, "default-scheduler"):
@@ -194,7 +208,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
         if value is None:
             raise refuse(f"pods in this namespace need a {RESIDENCY_ANNOTATION} (the namespace enforces one, "
                          f"but the mutating webhook did not set it)")
-        countries = parse_or_refuse(value, "pod")
+        namespace = meta.get("namespace") or ""
+        ns_annotations, _ = await _namespace_annotations(memo.operator, namespace)
+        countries = await _residency(memo.operator, namespace, value, ns_annotations)
+        assert countries is not None
         if not enforces(spec.get("affinity"), countries):
             raise refuse(f"pod residency {format_residency(countries)} is not enforced by a required node affinity "
                          f"on {COUNTRY_LABEL} in every nodeSelectorTerm")
@@ -217,15 +234,6 @@ def register(registry: kopf.OperatorRegistry) -> None:
                 patch.metadata.setdefault("labels", {})[ENFORCED_LABEL] = "true"
         elif ENFORCED_LABEL in labels:
             patch.metadata.setdefault("labels", {})[ENFORCED_LABEL] = None
-
-    @kopf.on.event("", "v1", "namespaces", registry=registry)
-    async def namespace_event(event, name, memo, **_):
-        store = memo.operator.store
-        if event["type"] == "DELETED":
-            store.namespaces.pop(name, None)
-            return
-        meta = event["object"].get("metadata", {})
-        store.namespaces[name] = (dict(meta.get("annotations") or {}), dict(meta.get("labels") or {}))
 
 
 # ---- serving --------------------------------------------------------------------------------------------

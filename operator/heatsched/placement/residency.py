@@ -118,15 +118,35 @@ def effective_residency(
     pod_annotations: Mapping[str, str] | None,
     namespace_annotations: Mapping[str, str] | None,
 ) -> frozenset[str] | None:
-    """Residency that applies to a pod: its own annotation wins, else the namespace default, else None.
+    """Residency that applies to a pod: its own, within its namespace's (a ceiling), else the namespace's.
 
     None means unrestricted. A present but invalid annotation raises ResidencyError (it never falls
-    through to the namespace default or to "unrestricted").
+    through to the namespace default or to "unrestricted"), and so does a pod residency that is not a subset
+    of its namespace's (within_ceiling).
     """
-    for annotations in (pod_annotations, namespace_annotations):
-        if annotations and RESIDENCY_ANNOTATION in annotations:
-            return parse_residency(annotations[RESIDENCY_ANNOTATION])
-    return None
+    values = [a[RESIDENCY_ANNOTATION] if a and RESIDENCY_ANNOTATION in a else None
+              for a in (pod_annotations, namespace_annotations)]
+    pod, namespace = (parse_residency(v) if v is not None else None for v in values)
+    return within_ceiling(pod, namespace)
+
+
+def within_ceiling(pod: frozenset[str] | None, namespace: frozenset[str] | None) -> frozenset[str] | None:
+    """The effective residency: pod ∩ namespace, where the pod's own set must be a subset of the namespace's.
+
+    A namespace's residency is a ceiling: a tenant can narrow it on a pod (namespace EU, pod FR) but never
+    widen it (namespace FR, pod US or EU): that raises ResidencyError naming the countries outside it. No
+    namespace residency: the pod's own; no pod residency: the namespace's.
+    """
+    if pod is None or namespace is None:
+        return pod if pod is not None else namespace
+    outside = pod - namespace
+    if outside:
+        raise ResidencyError(
+            f"pod residency {format_residency(pod)} is not within its namespace's residency "
+            f"{format_residency(namespace)} ({format_residency(outside)} outside it): a namespace's residency is "
+            "a ceiling; ask an admin to widen the namespace, or narrow the pod"
+        )
+    return pod & namespace
 
 
 def format_residency(countries: Iterable[str]) -> str:
