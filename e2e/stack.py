@@ -185,8 +185,9 @@ class Stack:
         return [p for p in pods if p.metadata.deletion_timestamp is None]
 
     def set_fuel(self, site: str, enabled: bool) -> None:
+        """Fuel on or off; no reserve: the e2e nodes have 4 cores, and the tests fill them."""
         self.custom.patch_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site,
-                                                {"spec": {"fuel": {"enabled": enabled}}})
+                                                {"spec": {"fuel": {"enabled": enabled, "reservePercent": 0}}})
 
 
 def load_yaml(path: Path) -> list[dict]:

@@ -192,3 +192,36 @@ def test_a_namespace_default_residency_is_inherited_and_enforced(stack, api):
             assert err.value.status == 422 and "not within its namespace's residency FR" in message, message
     finally:
         stack.core.delete_namespace(name)
+
+
+def _bind(stack, namespace: str, pod: str, node: str):
+    body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod}, "target": {"kind": "Node", "name": node}}
+    return stack.core.create_namespaced_binding(namespace, body, _preload_content=False)
+
+
+def test_a_binding_outside_the_residency_is_refused_whoever_sends_it(stack, namespace):
+    """pods/binding is the path every scheduler takes; kwok, like virtual kubelets, never re-checks affinity."""
+    stack.pod(namespace, "manual", annotations=FR, scheduler="nobody")  # no scheduler will take it
+    with pytest.raises(client.ApiException) as err:
+        _bind(stack, namespace, "manual", f"{FRANKFURT}-1")
+    message = json.loads(err.value.body)["message"]
+    assert err.value.status == 422 and "is in DE, outside residency FR" in message, message
+    assert stack.core.read_namespaced_pod("manual", namespace).spec.node_name is None
+    _bind(stack, namespace, "manual", f"{MONTLUCON}-1")
+    assert stack.core.read_namespaced_pod("manual", namespace).spec.node_name == f"{MONTLUCON}-1"
+
+
+def test_a_resident_pod_in_kube_system_is_held_to_its_residency(stack):
+    import uuid
+
+    name = f"sys-{uuid.uuid4().hex[:6]}"
+    stack.pod("kube-system", name, annotations=FR, scheduler="nobody")
+    try:
+        pod = stack.core.read_namespaced_pod(name, "kube-system")
+        terms = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
+        assert all(any(e.key == COUNTRY_LABEL and e.values == ["FR"] for e in t.match_expressions) for t in terms)
+        with pytest.raises(client.ApiException) as err:
+            _bind(stack, "kube-system", name, f"{FRANKFURT}-1")
+        assert err.value.status == 422
+    finally:
+        stack.core.delete_namespaced_pod(name, "kube-system", grace_period_seconds=0)

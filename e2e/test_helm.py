@@ -80,7 +80,9 @@ def values_file(kwok_host, tmp_path_factory) -> Path:
     placement = {"nodeSelector": {"kubernetes.io/hostname": kwok_host},
                  "tolerations": [{"key": TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}]}
     path = tmp_path_factory.mktemp("helm-values") / "values.yaml"
-    path.write_text(yaml.safe_dump({"operator": placement, "scheduler": {"enabled": True, **placement}}))
+    # the e2e stack already made heatsched-fuel (PriorityClass and namespace): the release makes its own
+    fuel = {"priorityClass": {"name": "heatsched-fuel-helm-e2e"}, "namespace": {"name": "heatsched-fuel-helm-e2e"}}
+    path.write_text(yaml.safe_dump({"operator": placement, "scheduler": {"enabled": True, **placement}, "fuel": fuel}))
     return path
 
 
@@ -146,7 +148,8 @@ def test_every_released_object_exists(release, tools):
     assert {f"deployment.apps/{release.name}", f"deployment.apps/{release.name}-scheduler",
             f"service/{release.name}", f"secret/{release.name}-webhook-tls", f"configmap/{release.name}-scheduler",
             f"clusterrole.rbac.authorization.k8s.io/{release.name}",
-            f"rolebinding.rbac.authorization.k8s.io/{release.name}-scheduler-authentication-reader"} <= names
+            f"rolebinding.rbac.authorization.k8s.io/{release.name}-scheduler-authentication-reader",
+            "priorityclass.scheduling.k8s.io/heatsched-fuel-helm-e2e", "namespace/heatsched-fuel-helm-e2e"} <= names
 
 
 def test_crds_are_established(release, tools):

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from heatsched.models import FuelCriterion
+from pathlib import Path
+
+from heatsched.models import FuelCriterion, HeatSite, load_manifest
 from heatsched.planning.fuel import (
     FuelInputs,
     FuelLedger,
@@ -18,6 +20,7 @@ from heatsched.planning.fuel import (
 from heatsched.placement.model import Tank
 from heatsched.thermal import energy_kwh
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TANK = Tank(volume_l=1500, min_c=55.0, target_c=60.0, max_c=65.0)
 LIMITS = FuelLimits(max_cores=4096, cores_per_pod=4, watts_per_cpu=12.0, efficiency=0.95, horizon_h=1.0,
                     hysteresis_k=2.0)
@@ -157,3 +160,12 @@ def test_a_heavy_day_measured_now_scales_the_whole_forecast() -> None:
     assert heavy.cores > normal.cores
     from heatsched.planning.fuel import day_factor
     assert day_factor((5.0,), 10.0) == 2.0 and day_factor((5.0,), 100.0) == 3.0 and day_factor((5.0,), None) == 1.0
+
+
+def test_fuel_leaves_the_reserve_free_for_tenant_bursts() -> None:
+    reserved = FuelLimits(**{**_fields(LIMITS), "reserve_cores": 20})
+    plan = plan_fuel(inputs(40.0, free=100), reserved, ALLOW)
+    assert plan.cores == 80  # 100 free − 20 reserved, in whole 4-core pods
+    site = FuelLimits.from_spec(next(o for o in load_manifest(EXAMPLES / "montlucon-residence.yaml")
+                                     if isinstance(o, HeatSite)).spec, site_cores=640)
+    assert site.reserve_cores == 64  # reservePercent 10 of 640 cores

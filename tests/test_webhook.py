@@ -65,8 +65,14 @@ def test_resident_pods_fail_closed_and_the_opt_in_fails_open():
     assert hooks["pods-heat-aware-opt-in.heatsched.io"]["failurePolicy"] == "Ignore"
     assert hooks["pods-heat-aware-opt-in.heatsched.io"]["namespaceSelector"]["matchLabels"] == {SCHEDULING_LABEL: "heat-aware"}
     assert hooks["pods-with-residency.heatsched.io"]["clientConfig"]["url"] == "https://127.0.0.1:9443/pod_mutate"
-    assert all(h["failurePolicy"] == "Fail" for h in validating["webhooks"])
-    assert {h["clientConfig"]["url"].rsplit("/", 1)[1] for h in validating["webhooks"]} == {"pod_validate"}
+    assert hooks["pods-with-residency.heatsched.io"]["namespaceSelector"] == {}  # kube-system too
+    checks = {h["name"]: h for h in validating["webhooks"]}
+    assert all(h["failurePolicy"] == "Fail" for n, h in checks.items() if n != "bindings.heatsched.io")
+    assert {h["clientConfig"]["url"].rsplit("/", 1)[1] for h in validating["webhooks"]} == {
+        "pod_validate", "binding_validate"}
+    binding = checks["bindings-in-resident-namespaces.heatsched.io"]
+    assert binding["rules"][0]["resources"] == ["pods/binding"] and binding["failurePolicy"] == "Fail"
+    assert binding["namespaceSelector"] == {"matchLabels": {ENFORCED_LABEL: "true"}}
 
 
 def test_in_cluster_service_config_gets_the_handler_path():

@@ -381,6 +381,11 @@ class FuelSpec(WireModel):
         2.0, ge=0, le=20, description="Fuel grows as soon as heat is short but shrinks only once the tank is this "
         "much warmer than the temperature that would call for less: no flapping.",
     )
+    reserve_percent: float = Field(
+        10.0, ge=0, le=100,
+        description="Share of the site's allocatable cores fuel leaves free, so a tenant burst up to that size is "
+        "scheduled at once, without waiting for fuel pods to be preempted.",
+    )
     guard: FuelGuard = Field(description="When electric heat is worth it against the backup.")
 
     @model_validator(mode="after")

@@ -79,6 +79,7 @@ def fuel_pod_body(site: HeatSite) -> dict[str, Any]:
     resources["requests"] = {**(resources.get("requests") or {}), "cpu": cpu}
     resources["limits"] = {**(resources.get("limits") or {}), "cpu": cpu}
     spec["priorityClassName"] = fuel.priority_class_name
+    spec.setdefault("terminationGracePeriodSeconds", 0)  # preemptible by design: tenants must not wait for it
     spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
         {"matchExpressions": [{"key": SITE_LABEL, "operator": "In", "values": [site.name]}]}]}}}
     return {
@@ -125,7 +126,7 @@ class FuelController:
         self._resume(state, site)
         now_loop = asyncio.get_running_loop().time()
         running_cores = sum(p.cpu for p in pods.values() if p.node)
-        limits = FuelLimits.from_spec(site.spec)
+        limits = FuelLimits.from_spec(site.spec, self.store.site_cores(name))
         running_kw = running_cores * limits.watts_per_cpu / 1000.0
         if state.last_at is not None and state.verdict is not None:
             hours = min(now_loop - state.last_at, 3600.0) / 3600.0

@@ -33,6 +33,7 @@ from heatsched.models import (
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.operator_app.fuel import DEFAULT_FUEL_NAMESPACE, FUEL_SITE_LABEL, FuelController
 from heatsched.operator_app.store import FuelPod, Store
+from heatsched.placement.residency import RESIDENCY_ANNOTATION
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
 
@@ -352,6 +353,12 @@ def register(registry: kopf.OperatorRegistry) -> None:
         if not uid or not spec:
             return
         gone = event["type"] == "DELETED" or status.get("phase") in TERMINATED
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if gone or spec.get("nodeName"):  # the binding webhook only needs pods that are not bound yet
+            op(memo).store.pod_annotations.pop(key, None)
+        else:
+            residency = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
+            op(memo).store.pod_annotations[key] = {RESIDENCY_ANNOTATION: residency} if residency is not None else {}
         fuel_site = fuel_site_of(op(memo).store, meta)
         if fuel_site is not None:
             fuel = FuelPod(meta.get("name", ""), meta.get("namespace", ""), spec.get("nodeName"), pod_cpu(spec),

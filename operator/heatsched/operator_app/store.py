@@ -64,6 +64,7 @@ class Store:
     namespaces: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # name -> (annotations, labels)
     node_alloc_cpu: dict[str, float] = field(default_factory=dict)  # node -> allocatable CPU cores
     nominated: dict[str, tuple[str, float]] = field(default_factory=dict)  # pending pod uid -> (node, cpu)
+    pod_annotations: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # residency, for bindings
     fuel_pods: dict[str, dict[str, FuelPod]] = field(default_factory=dict)  # site -> uid -> fuel pod
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
@@ -198,6 +199,10 @@ class Store:
         nodes = self.nodes_of(site)
         cpu = sum(self.node_cpu.get(n, 0.0) for n in nodes)
         return (cpu * spec.power.watts_per_cpu + len(nodes) * spec.power.idle_watts_per_node) / 1000.0
+
+    def site_cores(self, site: str) -> float:
+        """Allocatable CPU of the site's nodes."""
+        return sum(self.node_alloc_cpu.get(n, 0.0) for n in self.nodes_of(site))
 
     def set_nominated(self, uid: str, node: str | None, cpu: float) -> None:
         """A pending tenant pod that kube-scheduler nominated for a node (it preempted pods there to make room)."""

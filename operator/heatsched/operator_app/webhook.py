@@ -14,6 +14,8 @@ Pods:
 - validate (`pod_validate`): on create and update, the final pod must carry a valid residency, within its
   namespace's, that its affinity enforces; the residency annotation cannot change after creation; a pod with residency and a
   preset `spec.nodeName` (which bypasses the scheduler) must name a node of an allowed country.
+Bindings (`binding_validate`, the pods/binding subresource every scheduler uses): the target node's trusted
+country must be inside the pod's residency.
 Namespaces: a namespace with a residency annotation is validated and labelled
 `heatsched.io/residency-enforced=true`, which routes its pods to the fail-closed webhook.
 
@@ -115,14 +117,14 @@ def webhook_configurations(client_config: dict) -> tuple[dict, dict]:
             out["service"] = {**out["service"], "path": f"/{path}"}
         return out
 
-    def hook(name, path, resources, operations, policy, *, conditions=None, ns_selector=None):
+    def hook(name, path, resources, operations, policy, *, conditions=None, ns_selector=None, timeout=5):
         return {
             "name": f"{name}.heatsched.io", "clientConfig": cc(path), "failurePolicy": policy,
-            "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": 5,
+            "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": timeout,
             "matchPolicy": "Equivalent",
             "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": resources,
                        "operations": operations, "scope": "*"}],
-            "namespaceSelector": ns_selector or {"matchExpressions": [SYSTEM_NAMESPACES]},
+            "namespaceSelector": ns_selector if ns_selector is not None else {"matchExpressions": [SYSTEM_NAMESPACES]},
             **({"matchConditions": conditions} if conditions else {}),
         }
 
@@ -134,7 +136,9 @@ def webhook_configurations(client_config: dict) -> tuple[dict, dict]:
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": CONFIG_NAME},
         "webhooks": [
-            hook("pods-with-residency", "pod_mutate", ["pods"], ["CREATE"], "Fail", conditions=has_residency),
+            # every namespace, kube-system too: only pods that carry a residency match, and they must keep it
+            hook("pods-with-residency", "pod_mutate", ["pods"], ["CREATE"], "Fail", conditions=has_residency,
+                 ns_selector={}),
             hook("pods-in-resident-namespaces", "pod_mutate", ["pods"], ["CREATE"], "Fail", ns_selector=enforced_ns),
             hook("pods-heat-aware-opt-in", "pod_mutate", ["pods"], ["CREATE"], "Ignore",
                  ns_selector={"matchLabels": {SCHEDULING_LABEL: HEAT_AWARE}}),
@@ -149,8 +153,15 @@ def webhook_configurations(client_config: dict) -> tuple[dict, dict]:
             hook("pods-with-residency", "pod_validate", ["pods"], ["CREATE", "UPDATE"], "Fail",
                  conditions=[{"name": "has-residency", "expression":
                               f"{HAS_RESIDENCY} || (oldObject != null && has(oldObject.metadata.annotations) && "
-                              f"'{RESIDENCY_ANNOTATION}' in oldObject.metadata.annotations)"}]),
+                              f"'{RESIDENCY_ANNOTATION}' in oldObject.metadata.annotations)"}], ns_selector={}),
             hook("pods-in-resident-namespaces", "pod_validate", ["pods"], ["CREATE"], "Fail", ns_selector=enforced_ns),
+            # pods/binding (what kube-scheduler, or anyone allowed to bind, sends): the binding carries no
+            # annotation, so every binding is checked; Fail where every pod is resident, Ignore elsewhere (if the
+            # operator is down, a resident pod's node affinity still holds for every scheduler)
+            hook("bindings-in-resident-namespaces", "binding_validate", ["pods/binding"], ["CREATE"], "Fail",
+                 ns_selector=enforced_ns),
+            hook("bindings", "binding_validate", ["pods/binding"], ["CREATE"], "Ignore", timeout=2,
+                 ns_selector={"matchExpressions": [{"key": ENFORCED_LABEL, "operator": "DoesNotExist"}]}),
         ],
     }
     return mutating, validating
@@ -177,6 +188,19 @@ async def _residency(op, namespace: str, own: str | None, ns_annotations: dict) 
         return within_ceiling(pod, ns)
     except ResidencyError as exc:
         raise refuse(f"namespace {namespace}: {exc}") from None
+
+
+async def _pod_annotations(op, namespace: str, name: str) -> dict:
+    """A pod's annotations: from the store's watch, else read (with a timeout); refused when unreadable."""
+    cached = op.store.pod_annotations.get((namespace, name))
+    if cached is not None:
+        return cached
+    try:
+        pod = await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(op.core.read_namespaced_pod, name, namespace, _request_timeout=3))
+    except ApiException as exc:
+        raise refuse(f"cannot read pod {namespace}/{name} to check its residency: {exc.reason}") from None
+    return dict(pod.metadata.annotations or {})
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -222,6 +246,26 @@ def register(registry: kopf.OperatorRegistry) -> None:
             if country not in countries:
                 raise refuse(f"spec.nodeName {node} is in {country or 'an unknown country'}, outside residency "
                              f"{format_residency(countries)}")
+
+    @kopf.on.validate("", "v1", "pods", id="binding_validate", subresource="binding", operations=["CREATE"],
+                      registry=registry)
+    async def binding_validate(body, namespace, memo, **_):
+        """pods/binding: the target node must be inside the pod's residency (kwok and virtual kubelets do not
+        re-check node affinity on admission)."""
+        op = memo.operator
+        meta, target = body.get("metadata") or {}, body.get("target") or {}
+        namespace = namespace or meta.get("namespace") or ""
+        name, node = meta.get("name") or "", target.get("name") or ""
+        annotations = await _pod_annotations(op, namespace, name)
+        ns_annotations, _ = await _namespace_annotations(op, namespace)
+        countries = await _residency(op, namespace, annotations.get(RESIDENCY_ANNOTATION), ns_annotations)
+        if countries is None:
+            return
+        view = op.store.snapshot.nodes.get(node)
+        country = view.country if view and not view.conflict else None
+        if country not in countries:
+            raise refuse(f"binding pod {namespace}/{name} to node {node} is refused: the node is in "
+                         f"{country or 'no trusted country'}, outside residency {format_residency(countries)}")
 
     @kopf.on.mutate("", "v1", "namespaces", id="namespace_mutate", registry=registry)
     async def namespace_mutate(body, patch, **_):

@@ -27,12 +27,13 @@ demand forecast d_u in 15-minute slots (Δ = 0.25 h) over the lookahead L (6 h),
     cores(T)  = p · ceil(max(0, short(T)) / (η·wpc/1000) / p)      rounded up to whole pods
     up, down = cores(T), cores(T − hysteresis)                     down ≥ up
     next     = up if up > current  else  down if down < current  else  current      (dead band: no flapping)
-    next     = min(clamp(next, min_cores, max_cores), p·floor(free_cores/p))       tenants' cores come first
+    next     = min(clamp(next, min_cores, max_cores), p·floor((free_cores − reserve)/p))  tenants' cores first
 
 Fuel is 0 (whatever min_cores says) when fuel is disabled, the guard refuses, the reading is not fresh (no
 heating blind) or the tank is Saturated/Overheated (its heat would be dumped). `free_cores` counts the
 site's allocatable cores minus the tenants' requests, fuel excluded: fuel never takes a tenant's core, and
-tenant pods preempt fuel pods anyway.
+tenant pods preempt fuel pods anyway. `reserve` (spec.fuel.reservePercent of the site's cores, 10 %) stays
+free so that a tenant burst up to that size is scheduled at once instead of waiting for preemption.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class FuelLimits:
     max_cores: int
     min_cores: int = 0
     cores_per_pod: int = 4
+    reserve_cores: int = 0  # cores fuel leaves free for tenant bursts (spec.fuel.reservePercent of the site)
     watts_per_cpu: float = 10.0
     efficiency: float = 0.95
     horizon_h: float = 1.0
@@ -116,11 +118,13 @@ class FuelLimits:
     enabled: bool = True
 
     @classmethod
-    def from_spec(cls, spec: HeatSiteSpec) -> FuelLimits:
+    def from_spec(cls, spec: HeatSiteSpec, site_cores: float = 0.0) -> FuelLimits:
+        """The limits of a site whose nodes have `site_cores` allocatable cores in all (for the reserve)."""
         fuel: FuelSpec | None = spec.fuel
         if fuel is None:
             return cls(max_cores=0, enabled=False)
         return cls(max_cores=fuel.max_cores, min_cores=fuel.min_cores, cores_per_pod=fuel.cores_per_pod,
+                   reserve_cores=math.ceil(site_cores * fuel.reserve_percent / 100.0 - 1e-9),
                    watts_per_cpu=spec.power.watts_per_cpu, efficiency=spec.heat_recovery.efficiency,
                    horizon_h=fuel.horizon_seconds / 3600.0, hysteresis_k=fuel.hysteresis_kelvin,
                    enabled=fuel.enabled)
@@ -201,7 +205,7 @@ def plan_fuel(inp: FuelInputs, limits: FuelLimits, verdict: GuardVerdict) -> Fue
     current = inp.current_cores
     wanted = up if up > current else down if down < current else current
     wanted = min(max(wanted, limits.min_cores), limits.max_cores)
-    room = p * (max(0, inp.free_cores) // p)
+    room = p * (max(0, inp.free_cores - limits.reserve_cores) // p)
     planned = min(wanted, room)
     demand = sum(inp.demand_kw[:h_slots]) / h_slots if inp.demand_kw else 0.0
     why = (f"tank {t:.1f} °C, target {tank.target_c:g} °C: {now_short:.1f} kW of heat short over "

@@ -37,7 +37,7 @@ class FuelSim:
 
     def __init__(self, sites: Sequence[SiteConfig], nodes: Sequence[int], cores_per_node: int, steps: int) -> None:
         self.sites = list(sites)
-        self.limits = [FuelLimits.from_spec(s.spec) for s in self.sites]
+        self.limits = [FuelLimits.from_spec(s.spec, n * cores_per_node) for s, n in zip(self.sites, nodes)]
         self.verdicts: list[GuardVerdict | None] = [
             static_guard(s.spec) if s.spec.fuel is not None else None for s in self.sites]
         self.tanks = [s.spec.server_tank() for s in self.sites]
