@@ -194,20 +194,24 @@ def test_a_namespace_default_residency_is_inherited_and_enforced(stack, api):
         stack.core.delete_namespace(name)
 
 
-def _bind(stack, namespace: str, pod: str, node: str):
+def _bind(stack, namespace: str, pod: str, node: str, legacy: bool = False):
+    """POST a Binding: to pods/{pod}/binding (what schedulers use), or to the legacy v1 bindings resource."""
     body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod}, "target": {"kind": "Node", "name": node}}
-    return stack.core.create_namespaced_binding(namespace, body, _preload_content=False)
+    if legacy:
+        return stack.core.create_namespaced_binding(namespace, body, _preload_content=False)
+    return stack.core.create_namespaced_pod_binding(pod, namespace, body, _preload_content=False)
 
 
-def test_a_binding_outside_the_residency_is_refused_whoever_sends_it(stack, namespace):
+@pytest.mark.parametrize("legacy", [False, True], ids=["pods-binding", "v1-bindings"])
+def test_a_binding_outside_the_residency_is_refused_whoever_sends_it(stack, namespace, legacy):
     """pods/binding is the path every scheduler takes; kwok, like virtual kubelets, never re-checks affinity."""
     stack.pod(namespace, "manual", annotations=FR, scheduler="nobody")  # no scheduler will take it
     with pytest.raises(client.ApiException) as err:
-        _bind(stack, namespace, "manual", f"{FRANKFURT}-1")
+        _bind(stack, namespace, "manual", f"{FRANKFURT}-1", legacy)
     message = json.loads(err.value.body)["message"]
     assert err.value.status == 422 and "is in DE, outside residency FR" in message, message
     assert stack.core.read_namespaced_pod("manual", namespace).spec.node_name is None
-    _bind(stack, namespace, "manual", f"{MONTLUCON}-1")
+    _bind(stack, namespace, "manual", f"{MONTLUCON}-1", legacy)
     assert stack.core.read_namespaced_pod("manual", namespace).spec.node_name == f"{MONTLUCON}-1"
 
 

@@ -91,8 +91,10 @@ def server_version(api) -> str:
 
 
 def test_rendered_chart_is_accepted_by_the_apiserver(tools, api, namespace, values_file):
+    # a server dry run creates nothing, so the fuel Role must go to a namespace that exists already
     manifest = tools.run(tools.helm, "template", "heatsched-dry", str(CHART), "-n", namespace, "--include-crds",
-                         "-f", str(values_file), "--kube-version", server_version(api)).stdout
+                         "-f", str(values_file), "--kube-version", server_version(api),
+                         "--set", f"fuel.namespace.create=false,fuel.namespace.name={namespace}").stdout
     out = tools.run(tools.kubectl, "apply", "--dry-run=server", "-f", "-", input=manifest)
     kinds = {line.split("/", 1)[0] for line in out.stdout.splitlines()}
     assert {"customresourcedefinition.apiextensions.k8s.io", "deployment.apps", "configmap", "secret", "service",
@@ -201,6 +203,9 @@ ACCESS = [  # (component, verb, resource, keywords, allowed?)
     ("operator", "delete", "nodes", {}, False),
     ("operator", "patch", "pods", {"namespace": "default"}, True),
     ("operator", "create", "pods", {"namespace": "default"}, False),
+    ("operator", "create", "pods", {"namespace": "heatsched-fuel-helm-e2e"}, True),  # heat fuel, there only
+    ("operator", "delete", "pods", {"namespace": "heatsched-fuel-helm-e2e"}, True),
+    ("operator", "delete", "pods", {"namespace": "default"}, False),
     ("operator", "list", "namespaces", {}, True),
     ("operator", "create", "events", {"namespace": "default"}, True),
     ("operator", "watch", "customresourcedefinitions", {"group": "apiextensions.k8s.io"}, True),

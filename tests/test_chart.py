@@ -255,7 +255,8 @@ def test_scheduler_disabled_renders_no_scheduler_objects():
     objs = render("scheduler.enabled=false")
     assert {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in objs} == {
         "operator", "webhook-cleanup", "fuel"}
-    assert not find(objs, "ConfigMap") and not find(objs, "RoleBinding")
+    assert not find(objs, "ConfigMap") and [o["metadata"]["name"] for o in find(objs, "RoleBinding")] == [
+        "heatsched-fuel"]
 
 
 # ---- RBAC: exactly what the code calls ----------------------------------------------------------------------
@@ -266,7 +267,7 @@ def test_operator_cluster_role_grants_exactly_what_the_operator_uses():
         *{("heatsched.io", f"{r}/status", v, "*") for r in ("heatsites", "thermaldemands")
           for v in ("get", "patch", "update")},
         *{("", "nodes", v, "*") for v in (*read, "patch")},
-        *{("", "pods", v, "*") for v in (*read, "patch", "create", "delete")},
+        *{("", "pods", v, "*") for v in (*read, "patch")},
         *{("", "namespaces", v, "*") for v in read},
         *{("", "events", v, "*") for v in ("create", "patch")},
         *{("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in read},
@@ -290,6 +291,11 @@ def test_fuel_priority_class_is_below_every_tenant_and_matches_the_local_stacks_
         k: mine[k] for k in ("value", "preemptionPolicy", "globalDefault", "description")}
     assert chart["value"] < 0 and chart["preemptionPolicy"] == "Never"
     assert one(objs, "Namespace", "heatsched-fuel")
+    role = one(objs, "Role", "heatsched-fuel")  # fuel pods: created and deleted in the fuel namespace only
+    assert role["metadata"]["namespace"] == "heatsched-fuel" and rule_set(role["rules"]) == {
+        ("", "pods", "create", "*"), ("", "pods", "delete", "*")}
+    binding = one(objs, "RoleBinding", "heatsched-fuel")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "heatsched", "namespace": NAMESPACE}]
     assert "--no-fuel" in deployment(render("fuel.disabled=true"), "operator")["spec"]["template"]["spec"][
         "containers"][0]["args"]
     assert not find(render("fuel.priorityClass.create=false", "fuel.namespace.create=false"), "PriorityClass")
@@ -315,7 +321,7 @@ def test_scheduler_rbac_is_the_built_in_roles_plus_its_own_lease_and_the_authent
     scheduler_bindings = {o["roleRef"]["name"] for o in find(objs, "ClusterRoleBinding") if o["subjects"] == [sa]}
     assert scheduler_bindings == {"system:kube-scheduler", "system:volume-scheduler"}
     election = yaml.safe_load(DATA_SCHEDULER.read_text())["leaderElection"]
-    lease = one(objs, "Role")
+    lease = one(objs, "Role", "heatsched-scheduler-leader-election")
     assert lease["metadata"]["namespace"] == election["resourceNamespace"]
     assert rule_set(lease["rules"]) == {("coordination.k8s.io", "leases", "create", "*"),
                                         ("coordination.k8s.io", "leases", "get", election["resourceName"]),

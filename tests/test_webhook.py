@@ -71,7 +71,7 @@ def test_resident_pods_fail_closed_and_the_opt_in_fails_open():
     assert {h["clientConfig"]["url"].rsplit("/", 1)[1] for h in validating["webhooks"]} == {
         "pod_validate", "binding_validate"}
     binding = checks["bindings-in-resident-namespaces.heatsched.io"]
-    assert binding["rules"][0]["resources"] == ["pods/binding"] and binding["failurePolicy"] == "Fail"
+    assert binding["rules"][0]["resources"] == ["pods/binding", "bindings"] and binding["failurePolicy"] == "Fail"
     assert binding["namespaceSelector"] == {"matchLabels": {ENFORCED_LABEL: "true"}}
 
 

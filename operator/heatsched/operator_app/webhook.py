@@ -57,6 +57,7 @@ SCHEDULING_LABEL = "heatsched.io/scheduling"
 HEAT_AWARE = "heat-aware"
 CONFIG_NAME = "heatsched.io"
 HAS_RESIDENCY = (f"has(object.metadata.annotations) && '{RESIDENCY_ANNOTATION}' in object.metadata.annotations")
+BINDINGS = ["pods/binding", "bindings"]  # the subresource schedulers use, and the legacy v1 Binding resource
 SYSTEM_NAMESPACES = {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
                      "values": ["kube-system", "kube-node-lease"]}
 
@@ -158,9 +159,9 @@ def webhook_configurations(client_config: dict) -> tuple[dict, dict]:
             # pods/binding (what kube-scheduler, or anyone allowed to bind, sends): the binding carries no
             # annotation, so every binding is checked; Fail where every pod is resident, Ignore elsewhere (if the
             # operator is down, a resident pod's node affinity still holds for every scheduler)
-            hook("bindings-in-resident-namespaces", "binding_validate", ["pods/binding"], ["CREATE"], "Fail",
+            hook("bindings-in-resident-namespaces", "binding_validate", BINDINGS, ["CREATE"], "Fail",
                  ns_selector=enforced_ns),
-            hook("bindings", "binding_validate", ["pods/binding"], ["CREATE"], "Ignore", timeout=2,
+            hook("bindings", "binding_validate", BINDINGS, ["CREATE"], "Ignore", timeout=2,
                  ns_selector={"matchExpressions": [{"key": ENFORCED_LABEL, "operator": "DoesNotExist"}]}),
         ],
     }
@@ -249,6 +250,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
 
     @kopf.on.validate("", "v1", "pods", id="binding_validate", subresource="binding", operations=["CREATE"],
                       registry=registry)
+    @kopf.on.validate("", "v1", "bindings", id="binding_validate", operations=["CREATE"], registry=registry)
     async def binding_validate(body, namespace, memo, **_):
         """pods/binding: the target node must be inside the pod's residency (kwok and virtual kubelets do not
         re-check node affinity on admission)."""
