@@ -60,7 +60,8 @@ def test_new_temperature_shows_in_status_within_refresh_plus_2s(stack):
     status = stack.site_status(MONTLUCON)
     assert status["state"] == "Heating"
     assert status["heatDeficitKWh"] == pytest.approx(1500 * 4.186 * 2.5 / 3600, rel=0.01)
-    assert {c["type"]: c["status"] for c in status["conditions"]} == {"TelemetryFresh": "True", "Ready": "True"}
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {"TelemetryFresh": "True", "Ready": "True",
+                                                                       "ResidencyDrift": "False"}
     assert time.monotonic() - t0 < REFRESH_S + 3
 
 

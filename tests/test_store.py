@@ -88,3 +88,31 @@ def test_demand_profiles_follow_the_sites_local_clock(store):
 def test_status_is_patched_only_on_a_meaningful_change(change, patch):
     old = HeatSiteStatus(temperature_celsius=60.0, state=ThermalState.COMFORTABLE, absorbable_kw=10.0, nodes=["a"])
     assert meaningful(old, old.model_copy(update=change), step_k=0.2) is patch
+
+
+def test_a_resident_pod_whose_node_leaves_its_country_is_drift_reported_once_and_healed(store):
+    from heatsched.operator_app.store import ResidentPod
+
+    store.set_node("m1", {POOL: "montlucon-residence", SITE_LABEL: "montlucon-residence", COUNTRY_LABEL: "FR"})
+    store.set_resident("u1", ResidentPod("t", "p", "m1", frozenset({"FR"})))
+    assert store.check_drift() == []  # FR on FR: fine
+    store.set_node("m1", {POOL: "elsewhere"})  # the operator removed the site and country labels
+    (drift,) = store.check_drift(["m1"])
+    assert drift.site == "montlucon-residence" and drift.country is None
+    assert "node m1 has no trusted country label any more" in drift.reason and "residency FR" in drift.reason
+    assert store.check_drift() == []  # reported once
+    assert [d.pod.name for d in store.drift_of("montlucon-residence")] == ["p"]
+    store.set_node("m1", {POOL: "montlucon-residence", SITE_LABEL: "montlucon-residence", COUNTRY_LABEL: "FR"})
+    assert store.check_drift() == [] and store.drift_of("montlucon-residence") == []  # healed
+    store.set_node("m1", {COUNTRY_LABEL: "DE"})
+    assert store.check_drift()[0].country == "DE"
+    store.set_resident("u1", None)  # the pod is gone
+    assert store.drift == {}
+
+
+def test_a_node_not_relabelled_yet_at_start_up_is_no_drift(store):
+    from heatsched.operator_app.store import ResidentPod
+
+    store.set_node("m1", {POOL: "montlucon-residence", COUNTRY_LABEL: "FR"})  # no site label yet
+    store.set_resident("u1", ResidentPod("t", "p", "m1", frozenset({"FR"})))
+    assert store.check_drift() == []  # the country label kube-scheduler enforced is what counts

@@ -54,6 +54,8 @@ MAX_SELECTOR_TERMS = 16  # bounds the CEL cost of the selector rules
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 SITE_NAME_MAX = 63  # a site name is written into node label values and Prometheus labels
+IMMUTABLE_COUNTRY = ("spec.country is immutable: resident pods run on this site's nodes; create a new HeatSite "
+                     "for another country")  # a CEL transition rule: only the apiserver can check it (oldSelf)
 
 
 class SpecError(ValueError):
@@ -468,7 +470,8 @@ class HeatSiteSpec(WireModel):
     country: str = Field(
         pattern=r"^[A-Z]{2}$",
         description="ISO 3166-1 alpha-2 code (upper case) of the country the site's nodes are in; "
-        "drives data residency.",
+        "drives data residency. Immutable: a building does not move, and resident pods run there.",
+        json_schema_extra=_cel(("self == oldSelf", IMMUTABLE_COUNTRY)),
     )
     region: str | None = Field(None, max_length=128, description="Region, for people (optional).")
     city: str | None = Field(None, max_length=128, description="City, for people (optional).")

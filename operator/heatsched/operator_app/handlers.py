@@ -32,8 +32,9 @@ from heatsched.models import (
 )
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.operator_app.fuel import DEFAULT_FUEL_NAMESPACE, FUEL_SITE_LABEL, FuelController
-from heatsched.operator_app.store import FuelPod, Store
-from heatsched.placement.residency import RESIDENCY_ANNOTATION
+from heatsched.operator_app.store import FuelPod, ResidentPod, Store
+from heatsched.placement.model import COUNTRY_LABEL
+from heatsched.placement.residency import RESIDENCY_ANNOTATION, ResidencyError, parse_residency
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
 
@@ -142,6 +143,27 @@ class Operator:
             for k in [k for k, v in patch.items() if v is None]:
                 labels.pop(k, None)
             self.store.set_node(node, labels)
+            if COUNTRY_LABEL in patch:
+                await self.report_drift(self.store.check_drift([node]))
+
+    async def report_drift(self, drifts) -> None:
+        """Policy: flag only. A Warning Event on each pod whose node's country moved under it; the site's
+        ResidencyDrift condition (write_status) lists them. Nothing is evicted (docs/placement.md)."""
+        now = datetime.now(timezone.utc)
+        for d in drifts:
+            log.warning("residency drift: %s", d.reason)
+            body = client.CoreV1Event(
+                metadata=client.V1ObjectMeta(generate_name=f"{d.pod.name}.residency-drift."),
+                involved_object=client.V1ObjectReference(api_version="v1", kind="Pod", name=d.pod.name,
+                                                         namespace=d.pod.namespace),
+                reason="ResidencyDrift", message=d.reason[:1024], type="Warning", first_timestamp=now,
+                last_timestamp=now, count=1, source=client.V1EventSource(component="heatsched-controller"))
+            try:
+                await _call(self.core.create_namespaced_event, d.pod.namespace, body, _request_timeout=10)
+            except ApiException as exc:
+                log.warning("cannot post the drift event of %s/%s: %s", d.pod.namespace, d.pod.name, exc.reason)
+            if d.site in self.store.sites:
+                self.written.pop(d.site, None)  # rewrite the site's status (its ResidencyDrift condition) now
 
     # ---- telemetry ---------------------------------------------------------------------------------
     async def refresh(self, name: str) -> None:
@@ -195,10 +217,14 @@ class Operator:
         else:
             ready = _condition(old_conditions, "Ready", True, "SiteReady", f"{view.state.value}: {view.reason}",
                                site.generation, now)
+        drifts = store.drift_of(name)
+        drift = _condition(old_conditions, "ResidencyDrift", bool(drifts), "NodesMoved" if drifts else "NoDrift",
+                           "; ".join(d.reason for d in drifts[:20]) or "every resident pod runs inside its residency",
+                           site.generation, now)
         reading = store.readings.get(name)
         status = HeatSiteStatus.from_view(view, reading_time=reading.at if reading and view.temperature_c is not None
                                           else None, nodes=nodes, observed_generation=site.generation,
-                                          conditions=[fresh, ready], fuel=fuel)
+                                          conditions=[fresh, ready, drift], fuel=fuel)
         last_written = self.written.get(name, (None, 0.0))[1]
         loop_now = asyncio.get_running_loop().time()
         if not meaningful(previous, status, self.config.temperature_step_k) and \
@@ -366,6 +392,14 @@ def register(registry: kopf.OperatorRegistry) -> None:
             op(memo).store.set_pod(uid, None, 0.0, gone or bool(meta.get("deletionTimestamp")), fuel, fuel_site)
             return
         bound_before = uid in op(memo).store.pods
+        residency = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
+        resident = None
+        if residency is not None and spec.get("nodeName") and not gone:
+            try:
+                resident = ResidentPod(key[0], key[1], spec["nodeName"], parse_residency(residency))
+            except ResidencyError:
+                resident = None  # admission refuses these; nothing to compare with
+        op(memo).store.set_resident(uid, resident)
         cpu = pod_cpu(spec)
         site = op(memo).store.set_pod(uid, spec.get("nodeName"), cpu, gone)
         nominated = status.get("nominatedNodeName") if not gone and not spec.get("nodeName") else None

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from heatsched.models import HeatSite, ThermalDemand
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, STATE_LABEL, NodeView, SiteView, Snapshot
+from heatsched.placement.residency import format_residency
 from heatsched.thermal import Reading, demand_forecast_series_kw, demand_now, site_view
 
 
@@ -35,6 +36,32 @@ class BoundPod:
     node: str
     cpu: float
     fuel_site: str | None = None  # a heat fuel pod: never tenant load
+
+
+@dataclass(slots=True)
+class ResidentPod:
+    """A bound pod with a residency: what the drift check compares with its node's trusted country."""
+
+    namespace: str
+    name: str
+    node: str
+    residency: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A resident pod whose node's trusted country label is now missing or outside its residency."""
+
+    pod: ResidentPod
+    country: str | None  # the node's protected country label now
+    site: str | None  # the site the node belonged to when the pod was bound
+
+    @property
+    def reason(self) -> str:
+        where = f"node {self.pod.node} is now in {self.country}" if self.country else (
+            f"node {self.pod.node} has no trusted country label any more")
+        return (f"pod {self.pod.namespace}/{self.pod.name} (residency {format_residency(self.pod.residency)}): "
+                f"{where}")
 
 
 @dataclass(slots=True)
@@ -65,6 +92,8 @@ class Store:
     node_alloc_cpu: dict[str, float] = field(default_factory=dict)  # node -> allocatable CPU cores
     nominated: dict[str, tuple[str, float]] = field(default_factory=dict)  # pending pod uid -> (node, cpu)
     pod_annotations: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # residency, for bindings
+    resident: dict[str, tuple[ResidentPod, str | None]] = field(default_factory=dict)  # uid -> (pod, site at bind)
+    drift: dict[str, Drift] = field(default_factory=dict)  # uid -> drift found (reported once)
     fuel_pods: dict[str, dict[str, FuelPod]] = field(default_factory=dict)  # site -> uid -> fuel pod
     clock: Callable[[], float] = field(default=time.time, repr=False)
 
@@ -178,6 +207,35 @@ class Store:
         kw = cpu * self.sites[name].spec.power.watts_per_cpu / 1000.0
         self.snapshot.pending_kw[name] = self.snapshot.pending_kw.get(name, 0.0) + kw
         return name
+
+    def set_resident(self, uid: str, pod: ResidentPod | None) -> None:
+        """Track a bound pod with a residency (None: it is gone, unbound or not resident)."""
+        if pod is None:
+            self.resident.pop(uid, None)
+            self.drift.pop(uid, None)
+        elif uid not in self.resident or self.resident[uid][0] != pod:
+            self.resident[uid] = (pod, self.node_labels.get(pod.node, {}).get(SITE_LABEL))
+
+    def check_drift(self, nodes: Iterable[str] | None = None) -> list[Drift]:
+        """Resident pods (on `nodes`, or all) whose node's protected country label is missing or outside their
+        residency. It compares the label kube-scheduler enforced, not the operator's view, so a node not yet
+        relabelled at start-up is no drift. New findings are returned (and kept in `drift`); healed ones dropped."""
+        wanted = None if nodes is None else set(nodes)
+        found = []
+        for uid, (pod, site) in self.resident.items():
+            if wanted is not None and pod.node not in wanted:
+                continue
+            country = self.node_labels.get(pod.node, {}).get(COUNTRY_LABEL)
+            if country in pod.residency:
+                self.drift.pop(uid, None)
+                continue
+            if uid not in self.drift or self.drift[uid].country != country:
+                self.drift[uid] = Drift(pod, country, site)
+                found.append(self.drift[uid])
+        return found
+
+    def drift_of(self, site: str) -> list[Drift]:
+        return sorted((d for d in self.drift.values() if d.site == site), key=lambda d: (d.pod.namespace, d.pod.name))
 
     def delete_pod(self, uid: str) -> None:
         self.nominated.pop(uid, None)
