@@ -1,4 +1,5 @@
-"""Shared harness of the cluster benchmarks (bench_scheduling.py, bench_operator_memory.py).
+"""Shared harness of the cluster benchmarks (bench_scheduling.py, bench_operator_memory.py,
+bench_fuel_preemption.py).
 
 Why a harness of its own: both benchmarks need the same stack, built the way an admin runs it (the local
 control plane, `kubectl apply -f crds/ -f examples/`, kwok nodes in each site's pool, a real Prometheus
@@ -38,6 +39,7 @@ from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.cluster.procs import Service, log_tail
 from heatsched.cluster.prometheus import PrometheusServer
 from heatsched.cluster.toolchain import Toolchain
+from heatsched.operator_app.fuel import priority_class
 from heatsched.placement.model import COUNTRY_LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +54,7 @@ TEMPERATURES = {"montlucon-residence": 50.0, "metz-hospital": 58.0, "frankfurt-o
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BENCH_STATE = Path.home() / ".heatsched" / "bench"
+FUEL_NAMESPACE = "heatsched-fuel"  # spec.fuel.namespace of the example sites (the FuelSpec default)
 
 
 class KubeError(RuntimeError):
@@ -294,6 +297,7 @@ class BenchStack:
     prometheus: PrometheusServer
     operator: Service | None = None
     setup_s: dict[str, float] = field(default_factory=dict)
+    exporter: SettableExporter | None = None  # the tank temperatures Prometheus scrapes (set_temperature)
 
     @property
     def extender_port(self) -> int:
@@ -308,10 +312,10 @@ class BenchStack:
             out["operator"] = self.operator.pid
         return out
 
-    def kubectl(self, *args: str) -> None:
+    def kubectl(self, *args: str, input: str | None = None) -> None:
         kubectl = str(Toolchain.discover().path("kubectl"))
         subprocess.run([kubectl, f"--kubeconfig={self.cp.kubeconfig}", *args], check=True, capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, input=input)
 
     def get(self, path: str) -> dict:
         """A blocking GET (for waits outside the event loop)."""
@@ -364,8 +368,8 @@ def wait_operator_ready(stack: BenchStack, timeout: float = 300.0) -> None:
     wait_for(known, timeout, 1.0, what="every site has a known thermal state")
 
 
-async def create_nodes(kube: Kube, nodes: dict[str, str], concurrency: int = 32) -> None:
-    bodies = [json.dumps(kwok_node(name, pool=site, cpu="32", memory="256Gi", pods="110")).encode()
+async def create_nodes(kube: Kube, nodes: dict[str, str], concurrency: int = 32, cpu: str = "32") -> None:
+    bodies = [json.dumps(kwok_node(name, pool=site, cpu=cpu, memory="256Gi", pods="110")).encode()
               for name, site in nodes.items()]
     await kube.create_all("/api/v1/nodes", bodies, concurrency)
 
@@ -383,8 +387,14 @@ def wait_nodes_ready(stack: BenchStack, timeout: float = 300.0) -> None:
 @contextlib.contextmanager
 def bench_stack(n_nodes: int, *, extender: bool, operator_env: dict[str, str] | None = None,
                 operator_python: list[str] | None = None, operator_args: Iterable[str] = (),
-                keep_logs: Path | None = None) -> Iterator[BenchStack]:
-    """The whole stack up and ready (nodes labelled, sites known); torn down on exit whatever happens."""
+                keep_logs: Path | None = None, node_cpu: str = "32", temperatures: dict[str, float] | None = None,
+                fuel: bool = False) -> Iterator[BenchStack]:
+    """The whole stack up and ready (nodes labelled, sites known); torn down on exit whatever happens.
+
+    `temperatures` replaces TEMPERATURES (site -> °C at start; `stack.exporter` changes them later).
+    `fuel`: also create the fuel PriorityClass and namespace, and start with heat fuel disabled on every
+    site (`spec.fuel.enabled: false`, patched before the operator starts); the caller turns it on.
+    """
     with sigterm_as_interrupt(), contextlib.ExitStack() as teardown:
         t = time.monotonic()
         # A state dir of its own: `heatsched cluster down --all` run elsewhere must not stop a benchmark.
@@ -399,14 +409,14 @@ def bench_stack(n_nodes: int, *, extender: bool, operator_env: dict[str, str] | 
             teardown.callback(_copy_logs, cp.workdir, keep_logs)  # runs before cp.down removes the work dir
         exporter = SettableExporter().start()
         teardown.callback(exporter.stop)
-        for site, celsius in TEMPERATURES.items():
+        for site, celsius in (TEMPERATURES if temperatures is None else temperatures).items():
             exporter.set_temperature(site, celsius)
         prometheus = PrometheusServer(workdir / "prometheus", {"exporter": [exporter.target]})
         teardown.callback(prometheus.stop)
         prometheus.start()
         sites = example_sites()
         nodes = spread_nodes(sites, n_nodes)
-        stack = BenchStack(cp, workdir, sites, list(nodes), prometheus)
+        stack = BenchStack(cp, workdir, sites, list(nodes), prometheus, exporter=exporter)
         stack.setup_s["control_plane"] = time.monotonic() - t
 
         t = time.monotonic()
@@ -414,10 +424,12 @@ def bench_stack(n_nodes: int, *, extender: bool, operator_env: dict[str, str] | 
         stack.kubectl("wait", "--for=condition=Established", "crd/heatsites.heatsched.io",
                       "crd/thermaldemands.heatsched.io", "--timeout=60s")
         stack.kubectl("apply", "-f", str(ROOT / "examples"))
+        if fuel:
+            _prepare_fuel(stack)
 
         async def make_nodes() -> None:
             async with Kube(cp.kubeconfig) as kube:
-                await create_nodes(kube, nodes)
+                await create_nodes(kube, nodes, cpu=node_cpu)
 
         asyncio.run(make_nodes())
         stack.setup_s["create_nodes"] = time.monotonic() - t
@@ -437,6 +449,15 @@ def bench_stack(n_nodes: int, *, extender: bool, operator_env: dict[str, str] | 
             if stack.operator is not None:
                 print(f"operator log tail:\n{log_tail(stack.operator.log, 20)}", file=sys.stderr)
             raise
+
+
+def _prepare_fuel(stack: BenchStack) -> None:
+    """The fuel PriorityClass (as the chart ships it) and namespace; heat fuel off on every site for now."""
+    stack.kubectl("apply", "-f", "-", input=json.dumps(priority_class()))
+    stack.kubectl("create", "namespace", FUEL_NAMESPACE)
+    for site in stack.sites:
+        stack.kubectl("patch", "heatsite", site, "--type=merge", "-p",
+                      json.dumps({"spec": {"fuel": {"enabled": False}}}))
 
 
 def _copy_logs(workdir: Path, dest: Path) -> None:
