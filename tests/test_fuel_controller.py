@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from heatsched.explain import render
 from heatsched.extender.server import make_app
-from heatsched.operator_app.fuel import FUEL_SITE_LABEL, fuel_pod_body, priority_class
+from heatsched.operator_app.fuel import FUEL_SITE_LABEL, fuel_pod_body, priority_class, reserved_nodes
 from heatsched.operator_app.handlers import fuel_site_of, node_cpu
 from heatsched.operator_app.store import FuelPod, Store
 from heatsched.placement.model import SITE_LABEL, NodeView, SiteView, Snapshot, Tank, ThermalState
@@ -47,6 +47,18 @@ def test_a_fuel_pod_is_pinned_to_its_site_at_the_fuel_priority_with_whole_pod_cp
     assert "affinity" not in site.spec.fuel.template["spec"]  # the spec's template is not mutated
     pc = priority_class()
     assert pc["value"] < 0 and pc["preemptionPolicy"] == "Never" and pc["globalDefault"] is False
+
+
+def test_the_reserve_is_whole_nodes_that_fuel_pods_may_not_use(store):
+    nodes = {f"n{i:02d}": 32.0 for i in range(10)}
+    assert reserved_nodes(nodes, 10) == ["n09"] and reserved_nodes(nodes, 15) == ["n08", "n09"]
+    assert reserved_nodes(nodes, 0) == [] and reserved_nodes({}, 10) == []
+    body = fuel_pod_body(store.sites["montlucon-residence"], ["m2"])
+    (term,) = body["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    assert term["matchFields"] == [{"key": "metadata.name", "operator": "NotIn", "values": ["m2"]}]
+    assert term["matchExpressions"][0]["key"] == SITE_LABEL  # still pinned to its site
+    assert store.free_cores("montlucon-residence", exclude=["m2"]) == pytest.approx(64)
 
 
 def test_only_labelled_pods_in_the_sites_fuel_namespace_count_as_fuel(store):

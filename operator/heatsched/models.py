@@ -385,8 +385,8 @@ class FuelSpec(WireModel):
     )
     reserve_percent: float = Field(
         10.0, ge=0, le=100,
-        description="Share of the site's allocatable cores fuel leaves free, so a tenant burst up to that size is "
-        "scheduled at once, without waiting for fuel pods to be preempted.",
+        description="Share of the site's allocatable cores fuel leaves free, as whole nodes fuel pods may not use, "
+        "so a tenant burst up to that size is scheduled at once, without waiting for fuel pods to be preempted.",
     )
     guard: FuelGuard = Field(description="When electric heat is worth it against the backup.")
 

@@ -269,11 +269,12 @@ class Store:
         else:
             self.nominated.pop(uid, None)
 
-    def free_cores(self, site: str) -> float:
+    def free_cores(self, site: str, exclude: Iterable[str] = ()) -> float:
         """Allocatable CPU of the site's nodes not requested by tenant pods, bound or nominated (fuel pods count
         as free). Nominated pods count: the default scheduler does not see another scheduler's nominations, so
         fuel created into the room a preemption freed would take it from the tenant."""
-        nodes = self.nodes_of(site)
+        skip = set(exclude)
+        nodes = [n for n in self.nodes_of(site) if n not in skip]
         held = dict.fromkeys(nodes, 0.0)
         for node, cpu in self.nominated.values():
             if node in held:
