@@ -129,6 +129,8 @@ def state_reason(
 
 def reading_age_s(reading: Reading, now: datetime) -> float:
     """Seconds between the measurement and `now` (negative when dated in the future)."""
+    if (now.tzinfo is None) == (reading.at.tzinfo is None):  # both naive (UTC) or both aware: no conversion
+        return (now - reading.at).total_seconds()
     return (_aware(now) - _aware(reading.at)).total_seconds()
 
 
@@ -142,6 +144,7 @@ def site_view(
     *,
     horizon_h: float = HORIZON_H,
     band_k: float | None = None,
+    tank: Tank | None = None,
 ) -> SiteView:
     """The placement core's view of a site from its spec and its latest reading.
 
@@ -149,7 +152,7 @@ def site_view(
     stale or missing one yields state Unknown, no deficit and no absorbable power (neutral placement).
     Pods bound since the reading are not charged here: the core takes them from Snapshot.pending_kw.
     """
-    tank = spec.server_tank()
+    tank = tank or spec.server_tank()  # callers that build many views pass it once (the twin)
     age = reading_age_s(reading, now) if reading is not None else None
     fresh = age is not None and -FUTURE_SKEW_S <= age <= spec.telemetry.max_age_seconds and _sane(reading.celsius)
     temp = reading.celsius if reading is not None and _sane(reading.celsius) else None

@@ -48,7 +48,7 @@ from heatsched.models import (
     ThermalDemand,
     parse_manifest,
 )
-from heatsched.placement.model import SiteView
+from heatsched.placement.model import SiteView, Tank
 from heatsched.thermal import Reading, site_view
 from heatsched.twin.draw import INLET_SWING_K, DemandSpec, draw_heat_factor, inlet_on, inlet_series
 from heatsched.twin.tank import TankParams
@@ -155,7 +155,21 @@ class SiteConfig:
 
     def view(self, temperature_c: float, now: datetime, demand_kw: float, it_load_kw: float) -> SiteView:
         """What the operator would hand the placement core for a fresh reading of this tank (thermal.site_view)."""
-        return site_view(self.spec, self.name, Reading(temperature_c, now), now, demand_kw, it_load_kw)
+        return site_view(self.spec, self.name, Reading(temperature_c, now), now, demand_kw, it_load_kw,
+                         tank=_server_tank(self.spec))
+
+
+_SERVER_TANKS: dict[int, tuple[HeatSiteSpec, Tank]] = {}
+
+
+def _server_tank(spec: HeatSiteSpec) -> Tank:
+    """spec.server_tank(), once per spec object (the benchmark builds a view per site and step)."""
+    hit = _SERVER_TANKS.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        if len(_SERVER_TANKS) > 256:
+            _SERVER_TANKS.clear()
+        hit = _SERVER_TANKS[id(spec)] = (spec, spec.server_tank())
+    return hit[1]
 
 
 def peak_demand_kw(demands: Iterable[DemandSpec]) -> float:
