@@ -340,3 +340,11 @@ def test_empty_residency_set_admits_nothing() -> None:
     snap = snapshot(site("paris", "FR"), nodes_per_site=1)
     result = filter_nodes(PodRequest("p", residency=frozenset()), ["paris-0"], snap)
     assert result.unresolvable == {"paris-0": "node in FR, pod residency (none)"}
+
+
+def test_scores_without_explanations_are_the_same_scores() -> None:
+    snap = snapshot(site("paris", "FR", 58.0), site("lyon", "FR", 70.0), site("nice", "FR", None, fresh=False))
+    full = score_nodes(pod("FR"), list(snap.nodes), snap)
+    quick = score_nodes(pod("FR"), list(snap.nodes), snap, explain=False)
+    assert [s.score for s in quick] == [s.score for s in full]
+    assert all(s.reason for s in full) and quick[0].reason == ""

@@ -145,6 +145,7 @@ def site_view(
     horizon_h: float = HORIZON_H,
     band_k: float | None = None,
     tank: Tank | None = None,
+    explain: bool = True,
 ) -> SiteView:
     """The placement core's view of a site from its spec and its latest reading.
 
@@ -166,7 +167,7 @@ def site_view(
             f"reading is dated {-age:.0f} s in the future"
         )
     else:
-        reason = state_reason(state, temp, tank, band_k=band_k)
+        reason = state_reason(state, temp, tank, band_k=band_k) if explain else ""
     return SiteView(
         name=name,
         country=spec.country,

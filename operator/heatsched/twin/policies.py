@@ -198,7 +198,7 @@ class HeatAware(Policy):
             return None
         self.held_for_heat = False
         self.relaxed += bool(result.relaxed)
-        scores = score_nodes(job.pod, feasible, self.snap)
+        scores = score_nodes(job.pod, feasible, self.snap, explain=False)
 
         def rank(sc: NodeScore) -> tuple[float, int, str]:
             s, n = cl.where[sc.node]
