@@ -73,7 +73,8 @@ from common import (  # noqa: E402
 )
 
 from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER  # noqa: E402
-from heatsched.operator_app.fuel import FUEL_SITE_LABEL, UNSEEN_TTL_S  # noqa: E402
+from heatsched.operator_app.fuel import UNSEEN_TTL_S  # noqa: E402
+from heatsched.placement.model import FUEL_SITE_LABEL  # noqa: E402
 
 CONDITIONS = ("idle", "fuel")
 HOT_OTHERS_C = 70.0  # sites outside the burst's residency (Frankfurt): Comfortable, fuel refused by the guard
@@ -287,18 +288,10 @@ async def burst(stack: BenchStack, args: argparse.Namespace) -> dict:
 
             watcher = asyncio.create_task(collect())
             fuel_watcher = asyncio.create_task(watch_fuel())
-            created = [0.0] * len(names)
-            todo = iter(range(len(names)))
-
-            async def worker() -> None:
-                for i in todo:
-                    await kube.call("POST", path, bodies[i])
-                    created[i] = time.monotonic()
-
             pids = stack.services()
             m0, r0, cpu0 = scheduler_counters(stack), apiserver_pod_requests(stack), cpu_snapshot(pids)
             t0 = time.monotonic()
-            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            created = await kube.create_all(path, bodies, args.concurrency)
             t_created = time.monotonic()
             try:
                 await asyncio.wait_for(watcher, args.timeout)

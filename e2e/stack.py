@@ -22,7 +22,8 @@ from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.cluster.procs import Service, free_port, log_tail
 from heatsched.cluster.prometheus import PrometheusServer
 from heatsched.cluster.toolchain import Toolchain
-from heatsched.operator_app.fuel import FUEL_SITE_LABEL, priority_class
+from heatsched.operator_app.fuel import priority_class
+from heatsched.placement.model import FUEL_SITE_LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES = ("montlucon-residence", "metz-hospital", "sarreguemines-factory", "frankfurt-office")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from heatsched.operator_app.fuel import FUEL_SITE_LABEL
+from heatsched.placement.model import FUEL_SITE_LABEL
 from heatsched.placement.model import SITE_LABEL
 from stack import FUEL_NAMESPACE, wait_for
 

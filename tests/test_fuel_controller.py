@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from heatsched.explain import render
 from heatsched.extender.server import make_app
-from heatsched.operator_app.fuel import FUEL_SITE_LABEL, fuel_pod_body, priority_class, reserved_nodes
+from heatsched.operator_app.fuel import fuel_pod_body, priority_class, reserved_nodes
+from heatsched.placement.model import FUEL_SITE_LABEL
 from heatsched.operator_app.handlers import fuel_site_of, node_cpu
 from heatsched.operator_app.store import FuelPod, Store
 from heatsched.placement.model import SITE_LABEL, NodeView, SiteView, Snapshot, Tank, ThermalState
@@ -77,12 +78,12 @@ def test_fuel_pods_are_neither_tenant_load_nor_charged_heat_and_leave_cores_free
     tenant = store.it_load_kw("montlucon-residence")
     assert tenant == pytest.approx(idle + 16 * 12 / 1000)
     charged = store.snapshot.pending_kw["montlucon-residence"]
-    store.set_pod("f1", None, 0.0, False, FuelPod("fuel-1", "heatsched-fuel", "m2", 32.0), "montlucon-residence")
+    store.set_fuel_pod("f1", "montlucon-residence", FuelPod("fuel-1", "heatsched-fuel", "m2", 32.0))
     assert store.it_load_kw("montlucon-residence") == pytest.approx(tenant)
     assert store.snapshot.pending_kw["montlucon-residence"] == pytest.approx(charged)
     assert store.free_cores("montlucon-residence") == pytest.approx(128 - 16)  # fuel counts as free
     assert list(store.fuel_pods["montlucon-residence"]) == ["f1"]
-    store.set_pod("f1", None, 0.0, True, None, "montlucon-residence")
+    store.set_fuel_pod("f1", "montlucon-residence", None)
     assert store.fuel_pods["montlucon-residence"] == {}
 
 

@@ -230,9 +230,9 @@ def test_the_lp_bound_is_never_above_any_policy(spring_2days):
 
 
 def test_matrix_cells_report_goals_met_or_missed_with_evidence(tmp_path):
-    from heatsched.twin.matrix import Cell, Job, goals, run_matrix
+    from heatsched.twin.matrix import Cell, CellRun, goals, run_matrix
 
-    jobs = [Job((str(EXAMPLES),), None, Cell(seed, "summer", 0.6, 1.0), 0.5, 300.0,
+    jobs = [CellRun((str(EXAMPLES),), None, Cell(seed, "summer", 0.6, 1.0), 0.5, 300.0,
                 ("heat-aware", "heat-aware+fuel", "spreading"), 600.0) for seed in (1, 2)]
     rows = run_matrix(jobs, workers=2)
     assert [r["cell"]["seed"] for r in rows] == [1, 2]

@@ -261,14 +261,14 @@ class Demo:
     def fuel_summary(self, twin: list[dict]) -> None:
         """Gas and CO2 of heat against the same run without fuel (the twin's counterfactual tank per site:
         same demand, same tenant pods, no fuel pods)."""
+        from heatsched.planning.fuel import co2_factors
+
         by_name = {s.name: s for s in self.sites}
         print(f"         {'heat fuel':24} {'fuel kWh':>8} {'gas kWh':>8} {'no fuel':>8} {'CO2 kg':>7} {'no fuel':>8}")
         totals = [0.0] * 5
         for t in twin:
-            spec = by_name[t["site"]].spec
-            g = spec.fuel.guard if spec.fuel is not None else None
-            gas_ci, gas_eff, grid_ci = (g.backup_carbon_kg_per_kwh, g.backup_efficiency,
-                                        g.grid_carbon_kg_per_kwh or 0.0) if g else (0.227, 0.9, 0.0)
+            gas_ci, gas_eff, grid = co2_factors(by_name[t["site"]].spec)
+            grid_ci = grid or 0.0
             fuel, gas, base = t["fuelKWh"], t["backupKWh"], (t.get("noFuel") or {}).get("backupKWh", t["backupKWh"])
             co2, co2_base = gas / gas_eff * gas_ci + fuel * grid_ci, base / gas_eff * gas_ci
             for i, v in enumerate((fuel, gas, base, co2, co2_base)):

@@ -54,6 +54,8 @@ MAX_SELECTOR_TERMS = 16  # bounds the CEL cost of the selector rules
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 SITE_NAME_MAX = 63  # a site name is written into node label values and Prometheus labels
+GAS_CARBON_KG_PER_KWH = 0.227  # natural gas per kWh burnt, lower heating value (ADEME Base Carbone; docs/fuel.md)
+BOILER_EFFICIENCY = 0.9  # heat per kWh of gas of a boiler heating hot water to 60 °C (our assumption)
 IMMUTABLE_COUNTRY = ("spec.country is immutable: resident pods run on this site's nodes; create a new HeatSite "
                      "for another country")  # a CEL transition rule: only the apiserver can check it (oldSelf)
 
@@ -312,12 +314,12 @@ class FuelGuard(WireModel):
         description="PromQL instant query for the grid carbon intensity (kgCO2e/kWh); wins over the static value.",
     )
     backup_carbon_kg_per_kwh: float = Field(
-        0.227, alias="backupCarbonKgPerKWh", ge=0, le=2,
+        GAS_CARBON_KG_PER_KWH, alias="backupCarbonKgPerKWh", ge=0, le=2,
         description="Emissions of the backup's fuel per kWh burnt (kgCO2e/kWh, lower heating value); "
         "0.227 is natural gas.",
     )
     backup_efficiency: float = Field(
-        0.9, gt=0, le=1.2, description="Heat delivered per kWh of backup fuel burnt (boiler efficiency)."
+        BOILER_EFFICIENCY, gt=0, le=1.2, description="Heat delivered per kWh of backup fuel burnt (boiler efficiency)."
     )
     grid_price_per_kwh: float | None = Field(
         None, alias="gridPricePerKWh", ge=0, le=100, description="Electricity price (per kWh, any currency)."

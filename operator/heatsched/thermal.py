@@ -220,19 +220,22 @@ def demand_now(
     return None, None
 
 
+def forecast_slots(hours: float, slot_h: float = 0.25) -> int:
+    """How many slots of `slot_h` cover `hours` (at least one)."""
+    return max(1, int(math.ceil(hours / slot_h - 1e-9)))
+
+
 def profile_series_kw(profile: DemandProfile, start: datetime, hours: float, slot_h: float = 0.25) -> list[float]:
     """profile_kw at start, start + slot, ... covering `hours` (at least one value), local time."""
-    samples = max(1, int(math.ceil(hours / slot_h - 1e-9)))
-    return [profile_kw(profile, start + timedelta(hours=i * slot_h)) for i in range(samples)]
+    return [profile_kw(profile, start + timedelta(hours=i * slot_h)) for i in range(forecast_slots(hours, slot_h))]
 
 
 def demand_forecast_series_kw(spec: ThermalDemandSpec, start: datetime, hours: float, live_kw: float | None,
                               slot_h: float = 0.25) -> list[float]:
     """One demand's forecast per slot: its profile, or its live value held constant when it has no profile."""
     if spec.profile is None:
-        n = max(1, int(math.ceil(hours / slot_h - 1e-9)))
         v = live_kw if live_kw is not None and math.isfinite(live_kw) and live_kw >= 0 else 0.0
-        return [v] * n
+        return [v] * forecast_slots(hours, slot_h)
     return profile_series_kw(spec.profile, start, hours, slot_h)
 
 

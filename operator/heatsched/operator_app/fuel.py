@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -31,27 +30,25 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from heatsched.models import API_VERSION, HEATSITE_KIND, FuelStatus, HeatSite, expand_query
+from heatsched.operator_app.kube import API_TIMEOUT_S, EVENT_NAMESPACE, call, post_event
 from heatsched.operator_app.store import FuelPod, Store
-from heatsched.placement.model import SITE_LABEL, SiteView
+from heatsched.placement.model import FUEL_SITE_LABEL, SITE_LABEL, SiteView
 from heatsched.planning.fuel import (
     LOOKAHEAD_H,
     FuelInputs,
     FuelLedger,
     FuelLimits,
     FuelPlan,
-    GuardInputs,
     GuardVerdict,
     guard,
+    guard_inputs,
     plan_fuel,
 )
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 
-FUEL_SITE_LABEL = "heatsched.io/fuel-site"
 DEFAULT_FUEL_NAMESPACE = "heatsched-fuel"  # FuelSpec.namespace's default
 MANAGED_BY = ("app.kubernetes.io/managed-by", "heatsched")
-EVENT_NAMESPACE = "default"  # Events of cluster-scoped objects live there
 MAX_CHANGES = 50
-API_TIMEOUT_S = 10.0
 UNSEEN_TTL_S = 30.0
 
 log = logging.getLogger("heatsched.fuel")
@@ -120,7 +117,6 @@ class SiteFuel:
     planned: int = 0
     ledger: FuelLedger = field(default_factory=FuelLedger)
     verdict: GuardVerdict | None = None
-    reason: str = ""
     last_change: datetime | None = None
     last_at: float | None = None  # loop time of the last accounting
     grid_carbon: float | None = None
@@ -161,8 +157,6 @@ class FuelController:
 
         verdict = await self._guard(site)
         state.verdict = verdict
-        if not self.enabled:
-            limits = FuelLimits(max_cores=0, enabled=False)
         now = datetime.now(timezone.utc)
         inputs = FuelInputs(
             tank=site.spec.server_tank(), temperature_c=view.temperature_c, fresh=view.fresh,
@@ -178,7 +172,7 @@ class FuelController:
         if plan.cores != state.planned:
             state.last_change = now
             await self._event(site, plan, state.planned)
-        state.planned, state.reason = plan.cores, plan.reason
+        state.planned = plan.cores
         await self._converge(site, plan.cores)
         pods = self.store.fuel_pods.get(name, {})
         cores = int(sum(p.cpu for p in pods.values() if p.node))
@@ -217,17 +211,13 @@ class FuelController:
         carbon = await self._value(g.grid_carbon_query, site) if g.grid_carbon_query else g.grid_carbon_kg_per_kwh
         price = await self._value(g.grid_price_query, site) if g.grid_price_query else g.grid_price_per_kwh
         self.sites[site.name].grid_carbon = carbon
-        return guard(GuardInputs(
-            criterion=g.criterion, recovery_efficiency=spec.heat_recovery.efficiency,
-            backup_carbon_kg_per_kwh=g.backup_carbon_kg_per_kwh, backup_efficiency=g.backup_efficiency,
-            grid_carbon_kg_per_kwh=carbon, grid_price_per_kwh=price, backup_price_per_kwh=g.backup_price_per_kwh,
-        ))
+        return guard(guard_inputs(spec, carbon, price))
 
     async def _value(self, query: str, site: HeatSite) -> float | None:
         """A guard query's value, or None (the guard then keeps fuel off) on any telemetry problem."""
         q = expand_query(query, site.name).replace("$country", site.spec.country)
         try:
-            sample = await asyncio.get_running_loop().run_in_executor(None, self.source.sample, q)
+            sample = await call(self.source.sample, q)
         except TelemetryError as exc:
             log.info("fuel guard query for %s failed: %s", site.name, exc)
             return None
@@ -266,22 +256,12 @@ class FuelController:
 
     async def _event(self, site: HeatSite, plan: FuelPlan, before: int) -> None:
         reason = {"start": "FuelStarted", "stop": "FuelStopped"}.get(plan.change, "FuelResized")
-        message = f"{before} → {plan.cores} fuel cores: {plan.reason}"[:1024]
-        now = datetime.now(timezone.utc)
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{site.name}.fuel."),
-            involved_object=client.V1ObjectReference(api_version=API_VERSION, kind=HEATSITE_KIND, name=site.name,
-                                                     uid=site.uid),
-            reason=reason, message=message, type="Normal", first_timestamp=now, last_timestamp=now, count=1,
-            source=client.V1EventSource(component="heatsched-controller"),
-        )
+        message = f"{before} → {plan.cores} fuel cores: {plan.reason}"
         log.info("site %s: %s", site.name, message)
-        try:
-            await self._call(self.core.create_namespaced_event, EVENT_NAMESPACE, body)
-        except ApiException as exc:
-            log.warning("cannot post fuel event for %s: %s", site.name, exc.reason)
+        heatsite = client.V1ObjectReference(api_version=API_VERSION, kind=HEATSITE_KIND, name=site.name, uid=site.uid)
+        await post_event(self.core, EVENT_NAMESPACE, heatsite, reason, message, name_prefix=f"{site.name}.fuel.")
 
     @staticmethod
     async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_request_timeout", API_TIMEOUT_S)
-        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+        return await call(fn, *args, **kwargs)

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 from datetime import datetime, timezone
@@ -31,9 +30,10 @@ from heatsched.models import (
     expand_query, parse_heatsite, parse_thermaldemand,
 )
 from heatsched.operator_app.config import OperatorConfig
-from heatsched.operator_app.fuel import DEFAULT_FUEL_NAMESPACE, FUEL_SITE_LABEL, FuelController
+from heatsched.operator_app.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
+from heatsched.operator_app.kube import call, post_event
 from heatsched.operator_app.store import FuelPod, ResidentPod, Store
-from heatsched.placement.model import COUNTRY_LABEL
+from heatsched.placement.model import COUNTRY_LABEL, FUEL_SITE_LABEL
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, ResidencyError, parse_residency
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
@@ -77,9 +77,6 @@ def fuel_site_of(store: Store, meta: dict[str, Any]) -> str | None:
     return site if meta.get("namespace") == namespace else None
 
 
-async def _call(fn, *args, **kwargs):
-    """Run a blocking kubernetes-client or Prometheus call off the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
 
 def _condition(previous: list[Condition], type_: str, ok: bool, reason: str, message: str,
@@ -133,7 +130,7 @@ class Operator:
             if not patch:
                 continue
             try:
-                await _call(self.core.patch_node, node, {"metadata": {"labels": patch}})
+                await call(self.core.patch_node, node, {"metadata": {"labels": patch}})
             except ApiException as exc:
                 if exc.status != 404:
                     log.warning("cannot label node %s: %s", node, exc.reason)
@@ -149,19 +146,11 @@ class Operator:
     async def report_drift(self, drifts) -> None:
         """Policy: flag only. A Warning Event on each pod whose node's country moved under it; the site's
         ResidencyDrift condition (write_status) lists them. Nothing is evicted (docs/placement.md)."""
-        now = datetime.now(timezone.utc)
         for d in drifts:
             log.warning("residency drift: %s", d.reason)
-            body = client.CoreV1Event(
-                metadata=client.V1ObjectMeta(generate_name=f"{d.pod.name}.residency-drift."),
-                involved_object=client.V1ObjectReference(api_version="v1", kind="Pod", name=d.pod.name,
-                                                         namespace=d.pod.namespace),
-                reason="ResidencyDrift", message=d.reason[:1024], type="Warning", first_timestamp=now,
-                last_timestamp=now, count=1, source=client.V1EventSource(component="heatsched-controller"))
-            try:
-                await _call(self.core.create_namespaced_event, d.pod.namespace, body, _request_timeout=10)
-            except ApiException as exc:
-                log.warning("cannot post the drift event of %s/%s: %s", d.pod.namespace, d.pod.name, exc.reason)
+            pod = client.V1ObjectReference(api_version="v1", kind="Pod", name=d.pod.name, namespace=d.pod.namespace)
+            await post_event(self.core, d.pod.namespace, pod, "ResidencyDrift", d.reason, type_="Warning",
+                             name_prefix=f"{d.pod.name}.residency-drift.")
             if d.site in self.store.sites:
                 self.written.pop(d.site, None)  # rewrite the site's status (its ResidencyDrift condition) now
 
@@ -172,13 +161,13 @@ class Operator:
             return
         query = expand_query(site.spec.telemetry.temperature_query, name)
         try:
-            sample = await _call(self.source.sample, query)
+            sample = await call(self.source.sample, query)
             store.set_reading(name, Reading(sample.value, sample.at))
         except TelemetryError as exc:
             store.set_reading(name, None, (exc.reason, exc.message))
         for d in [d for d in store.demands.values() if d.spec.site_ref == name and d.spec.live_query]:
             try:
-                live = await _call(self.source.sample, expand_query(d.spec.live_query, name, d.name))
+                live = await call(self.source.sample, expand_query(d.spec.live_query, name, d.name))
                 store.live_demand[d.name] = live.value
             except TelemetryError:
                 store.live_demand[d.name] = None
@@ -232,7 +221,7 @@ class Operator:
             return
         body = {"status": status.to_wire()}
         try:
-            await _call(self.custom.patch_cluster_custom_object_status, *HEATSITES[:2], HEATSITES[2], name, body)
+            await call(self.custom.patch_cluster_custom_object_status, *HEATSITES[:2], HEATSITES[2], name, body)
             self.written[name] = (status, loop_now)
         except ApiException as exc:
             if exc.status != 404:
@@ -247,7 +236,7 @@ class Operator:
             if self.demand_written.get(d.name) == status:
                 continue
             try:
-                await _call(self.custom.patch_cluster_custom_object_status, *THERMALDEMANDS[:2],
+                await call(self.custom.patch_cluster_custom_object_status, *THERMALDEMANDS[:2],
                             THERMALDEMANDS[2], d.name, {"status": status})
                 self.demand_written[d.name] = status
             except ApiException as exc:
@@ -274,7 +263,7 @@ class Operator:
             if node in scored.get("relaxed", {}):
                 record["heatWaitBound"] = scored["relaxed"][node]
         try:
-            await _call(self.core.patch_namespaced_pod, meta["name"], meta["namespace"],
+            await call(self.core.patch_namespaced_pod, meta["name"], meta["namespace"],
                         {"metadata": {"annotations": {PLACEMENT_ANNOTATION: json.dumps(record, ensure_ascii=False)}}})
         except ApiException as exc:
             if exc.status != 404:
@@ -380,19 +369,18 @@ def register(registry: kopf.OperatorRegistry) -> None:
             return
         gone = event["type"] == "DELETED" or status.get("phase") in TERMINATED
         key = (meta.get("namespace", ""), meta.get("name", ""))
+        residency = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
         if gone or spec.get("nodeName"):  # the binding webhook only needs pods that are not bound yet
             op(memo).store.pod_annotations.pop(key, None)
         else:
-            residency = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
             op(memo).store.pod_annotations[key] = {RESIDENCY_ANNOTATION: residency} if residency is not None else {}
         fuel_site = fuel_site_of(op(memo).store, meta)
         if fuel_site is not None:
-            fuel = FuelPod(meta.get("name", ""), meta.get("namespace", ""), spec.get("nodeName"), pod_cpu(spec),
-                           meta.get("creationTimestamp") or "")
-            op(memo).store.set_pod(uid, None, 0.0, gone or bool(meta.get("deletionTimestamp")), fuel, fuel_site)
+            terminating = gone or bool(meta.get("deletionTimestamp"))
+            op(memo).store.set_fuel_pod(uid, fuel_site, None if terminating else FuelPod(
+                key[1], key[0], spec.get("nodeName"), pod_cpu(spec), meta.get("creationTimestamp") or ""))
             return
         bound_before = uid in op(memo).store.pods
-        residency = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
         resident = None
         if residency is not None and spec.get("nodeName") and not gone:
             try:

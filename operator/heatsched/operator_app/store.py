@@ -18,7 +18,6 @@ site is also treated as a conflict until the operator has relabelled it.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -28,14 +27,13 @@ from zoneinfo import ZoneInfo
 from heatsched.models import HeatSite, ThermalDemand
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, STATE_LABEL, NodeView, SiteView, Snapshot
 from heatsched.placement.residency import format_residency
-from heatsched.thermal import Reading, demand_forecast_series_kw, demand_now, site_view
+from heatsched.thermal import Reading, demand_forecast_series_kw, demand_now, forecast_slots, site_view
 
 
 @dataclass(slots=True)
 class BoundPod:
     node: str
     cpu: float
-    fuel_site: str | None = None  # a heat fuel pod: never tenant load
 
 
 @dataclass(slots=True)
@@ -176,20 +174,17 @@ class Store:
         self.demands.pop(name, None)
         self.live_demand.pop(name, None)
 
-    def set_pod(self, uid: str, node: str | None, cpu: float, terminated: bool,
-                fuel: FuelPod | None = None, fuel_site: str | None = None) -> str | None:
-        """Track a pod; returns the site it was newly bound to (to charge and explain), else None.
+    def set_fuel_pod(self, uid: str, site: str, pod: FuelPod | None) -> None:
+        """Track a heat fuel pod of `site` (None: it is gone or terminating). Kept apart from tenant pods: it is
+        neither tenant IT load nor charged heat, since tenants preempt it; the fuel controller counts it."""
+        pods = self.fuel_pods.setdefault(site, {})
+        if pod is None:
+            pods.pop(uid, None)
+        else:
+            pods[uid] = pod
 
-        A heat fuel pod (`fuel_site` set) is kept apart: it is neither tenant IT load nor charged heat, since
-        tenants preempt it; the fuel controller counts it itself."""
-        if fuel_site is not None:
-            pods = self.fuel_pods.setdefault(fuel_site, {})
-            if terminated or fuel is None:
-                pods.pop(uid, None)
-            else:
-                pods[uid] = fuel
-            self.pods.pop(uid, None)
-            return None
+    def set_pod(self, uid: str, node: str | None, cpu: float, terminated: bool) -> str | None:
+        """Track a tenant pod; returns the site it was newly bound to (to charge and explain), else None."""
         old = self.pods.get(uid)
         if node is None or terminated:
             self.delete_pod(uid)
@@ -258,10 +253,6 @@ class Store:
         cpu = sum(self.node_cpu.get(n, 0.0) for n in nodes)
         return (cpu * spec.power.watts_per_cpu + len(nodes) * spec.power.idle_watts_per_node) / 1000.0
 
-    def site_cores(self, site: str) -> float:
-        """Allocatable CPU of the site's nodes."""
-        return sum(self.node_alloc_cpu.get(n, 0.0) for n in self.nodes_of(site))
-
     def set_nominated(self, uid: str, node: str | None, cpu: float) -> None:
         """A pending tenant pod that kube-scheduler nominated for a node (it preempted pods there to make room)."""
         if node:
@@ -284,13 +275,9 @@ class Store:
     def demand_forecast_kw(self, site: str, now: datetime, hours: float) -> tuple[float, ...]:
         """The site's demand forecast in 15-minute slots over `hours`, profiles in the building's local time."""
         local = now.astimezone(ZoneInfo(self.sites[site].spec.time_zone))
-        n = max(1, int(math.ceil(hours / 0.25 - 1e-9)))
-        total = [0.0] * n
-        for d in self.demands.values():
-            if d.spec.site_ref == site:
-                for i, v in enumerate(demand_forecast_series_kw(d.spec, local, hours, self.live_demand.get(d.name))):
-                    total[i] += v
-        return tuple(total)
+        series = [demand_forecast_series_kw(d.spec, local, hours, self.live_demand.get(d.name))
+                  for d in self.demands.values() if d.spec.site_ref == site]
+        return tuple(sum(slot) for slot in zip(*series)) if series else (0.0,) * forecast_slots(hours)
 
     def demand_kw(self, site: str, now: datetime) -> float:
         """Sum of the site's demands; profiles are read in the building's local time."""

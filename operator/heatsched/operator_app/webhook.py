@@ -41,6 +41,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from heatsched.operator_app.config import OperatorConfig
+from heatsched.operator_app.kube import call
 from heatsched.placement.model import COUNTRY_LABEL
 from heatsched.placement.residency import (
     RESIDENCY_ANNOTATION,
@@ -174,13 +175,13 @@ async def _namespace_annotations(op, namespace: str) -> tuple[dict, dict]:
     if cached is not None:
         return cached
     try:
-        ns = await asyncio.get_running_loop().run_in_executor(None, op.core.read_namespace, namespace)
+        ns = await call(op.core.read_namespace, namespace)
     except ApiException as exc:
         raise refuse(f"cannot read namespace {namespace} to find its default residency: {exc.reason}") from None
     return dict(ns.metadata.annotations or {}), dict(ns.metadata.labels or {})
 
 
-async def _residency(op, namespace: str, own: str | None, ns_annotations: dict) -> frozenset[str] | None:
+def _residency(namespace: str, own: str | None, ns_annotations: dict) -> frozenset[str] | None:
     """The pod's effective residency, its namespace's being a ceiling; refused (422) with the reason."""
     pod = parse_or_refuse(own, "pod") if own is not None else None
     ns_value = ns_annotations.get(RESIDENCY_ANNOTATION)
@@ -197,8 +198,7 @@ async def _pod_annotations(op, namespace: str, name: str) -> dict:
     if cached is not None:
         return cached
     try:
-        pod = await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(op.core.read_namespaced_pod, name, namespace, _request_timeout=3))
+        pod = await call(op.core.read_namespaced_pod, name, namespace, _request_timeout=3)
     except ApiException as exc:
         raise refuse(f"cannot read pod {namespace}/{name} to check its residency: {exc.reason}") from None
     return dict(pod.metadata.annotations or {})
@@ -212,7 +212,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         namespace = namespace or meta.get("namespace")
         ns_annotations, ns_labels = await _namespace_annotations(op, namespace)
         own = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
-        countries = await _residency(op, namespace, own, ns_annotations)
+        countries = _residency(namespace, own, ns_annotations)
         if countries is not None and own is None:
             patch.metadata.setdefault("annotations", {})[RESIDENCY_ANNOTATION] = format_residency(countries)
         if countries is not None:
@@ -235,7 +235,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
                          f"but the mutating webhook did not set it)")
         namespace = meta.get("namespace") or ""
         ns_annotations, _ = await _namespace_annotations(memo.operator, namespace)
-        countries = await _residency(memo.operator, namespace, value, ns_annotations)
+        countries = _residency(namespace, value, ns_annotations)
         assert countries is not None
         if not enforces(spec.get("affinity"), countries):
             raise refuse(f"pod residency {format_residency(countries)} is not enforced by a required node affinity "
@@ -260,7 +260,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         name, node = meta.get("name") or "", target.get("name") or ""
         annotations = await _pod_annotations(op, namespace, name)
         ns_annotations, _ = await _namespace_annotations(op, namespace)
-        countries = await _residency(op, namespace, annotations.get(RESIDENCY_ANNOTATION), ns_annotations)
+        countries = _residency(namespace, annotations.get(RESIDENCY_ANNOTATION), ns_annotations)
         if countries is None:
             return
         view = op.store.snapshot.nodes.get(node)

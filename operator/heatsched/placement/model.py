@@ -21,6 +21,8 @@ COUNTRY_LABEL = LABEL_PREFIX + "heatsched-country"
 # The site's thermal state, mirrored on its nodes: a label change is a cluster event that makes
 # kube-scheduler retry pods it left pending when a tank was too hot.
 STATE_LABEL = LABEL_PREFIX + "heatsched-thermal-state"
+# On heat fuel pods (the controller's own, in the site's fuel namespace): never tenant load.
+FUEL_SITE_LABEL = "heatsched.io/fuel-site"
 
 
 class ThermalState(str, enum.Enum):

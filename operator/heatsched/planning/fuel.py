@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from heatsched.models import FuelCriterion, FuelSpec, HeatSiteSpec
+from heatsched.models import BOILER_EFFICIENCY, GAS_CARBON_KG_PER_KWH, FuelCriterion, FuelSpec, HeatSiteSpec
 from heatsched.placement.model import Tank
 from heatsched.thermal import energy_kwh, saturation_band_k
 
@@ -91,16 +91,33 @@ def guard(g: GuardInputs) -> GuardVerdict:
     return GuardVerdict(allowed, "; ".join(r for _, r in checks), fuel_co2, backup_co2)
 
 
+def guard_inputs(spec: HeatSiteSpec, grid_carbon_kg_per_kwh: float | None,
+                 grid_price_per_kwh: float | None) -> GuardInputs:
+    """The guard's inputs for a site with spec.fuel, given the grid's carbon intensity and price now."""
+    assert spec.fuel is not None
+    g = spec.fuel.guard
+    return GuardInputs(
+        criterion=g.criterion, recovery_efficiency=spec.heat_recovery.efficiency,
+        backup_carbon_kg_per_kwh=g.backup_carbon_kg_per_kwh, backup_efficiency=g.backup_efficiency,
+        grid_carbon_kg_per_kwh=grid_carbon_kg_per_kwh, grid_price_per_kwh=grid_price_per_kwh,
+        backup_price_per_kwh=g.backup_price_per_kwh,
+    )
+
+
 def static_guard(spec: HeatSiteSpec) -> GuardVerdict:
     """The guard from the spec's static values only (what the twin uses; the controller adds its queries)."""
     assert spec.fuel is not None
     g = spec.fuel.guard
-    return guard(GuardInputs(
-        criterion=g.criterion, recovery_efficiency=spec.heat_recovery.efficiency,
-        backup_carbon_kg_per_kwh=g.backup_carbon_kg_per_kwh, backup_efficiency=g.backup_efficiency,
-        grid_carbon_kg_per_kwh=g.grid_carbon_kg_per_kwh, grid_price_per_kwh=g.grid_price_per_kwh,
-        backup_price_per_kwh=g.backup_price_per_kwh,
-    ))
+    return guard(guard_inputs(spec, g.grid_carbon_kg_per_kwh, g.grid_price_per_kwh))
+
+
+def co2_factors(spec: HeatSiteSpec) -> tuple[float, float, float | None]:
+    """(backup kgCO2e per kWh burnt, backup efficiency, grid kgCO2e per kWh or None) of a site: its fuel guard's
+    static figures, else the guard's defaults (natural gas, 90 %) and no grid figure."""
+    if spec.fuel is None:
+        return GAS_CARBON_KG_PER_KWH, BOILER_EFFICIENCY, None
+    g = spec.fuel.guard
+    return g.backup_carbon_kg_per_kwh, g.backup_efficiency, g.grid_carbon_kg_per_kwh
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +172,6 @@ class FuelPlan:
     change: str  # start, stop, grow, shrink, hold
     reason: str
     short_kw: float = 0.0  # heat missing over the horizon at the current temperature
-
-    def kw(self, watts_per_cpu: float) -> float:
-        """Electric power of the planned fuel."""
-        return self.cores * watts_per_cpu / 1000.0
 
 
 def plan_fuel(inp: FuelInputs, limits: FuelLimits, verdict: GuardVerdict) -> FuelPlan:

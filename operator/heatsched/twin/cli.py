@@ -248,7 +248,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _matrix(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
     import time
 
-    from heatsched.twin.matrix import Job, cells, progress_line, run_matrix, summary
+    from heatsched.twin.matrix import CellRun, cells, progress_line, run_matrix, summary
     from heatsched.twin.policies import POLICY_NAMES
 
     try:
@@ -261,7 +261,7 @@ def _matrix(args: argparse.Namespace, policies: tuple[str, ...]) -> int:
             raise ValueError("utilization must be in (0, 1)")
     except (ValueError, OSError) as exc:
         return _fail(str(exc))
-    jobs = [Job(tuple(map(str, args.sites)), args.loop_share, c, args.days, args.step, policies, args.max_heat_wait)
+    jobs = [CellRun(tuple(map(str, args.sites)), args.loop_share, c, args.days, args.step, policies, args.max_heat_wait)
             for c in grid]
     began = time.monotonic()
     rows = run_matrix(jobs, max(1, args.workers), progress_line(0, len(jobs), began))

@@ -82,7 +82,7 @@ class Twin:
         if steps <= 0:
             return
         load = self.load.site_it_kw()
-        fuel = self.load.site_fuel_kw() if hasattr(self.load, "site_fuel_kw") else {}
+        fuel = self.load.site_fuel_kw()
         for _ in range(steps):
             at = self.clock.tick()
             for site in self.sites.values():

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from heatsched.extender.wire import V1Pod
-from heatsched.placement.model import SITE_LABEL
+from heatsched.placement.model import FUEL_SITE_LABEL, SITE_LABEL
 from heatsched.twin.sites import SiteConfig
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 class LoadSource(Protocol):
     def site_it_kw(self) -> dict[str, float]:
         """Electrical IT power per site name (kW). Must be cheap: it is called every simulation step."""
+        ...
+
+    def site_fuel_kw(self) -> dict[str, float]:
+        """The part of site_it_kw drawn by heat fuel pods (kW); the twin's no-fuel tank leaves it out."""
         ...
 
 
@@ -49,6 +53,9 @@ class StaticLoadSource:
 
     def site_it_kw(self) -> dict[str, float]:
         return dict(self._kw)
+
+    def site_fuel_kw(self) -> dict[str, float]:
+        return {}  # fixed loads are no fuel
 
 
 def node_sites(sites: Sequence[SiteConfig], nodes: Iterable[tuple[str, Mapping[str, str]]]) -> dict[str, str]:
@@ -70,13 +77,12 @@ def node_sites(sites: Sequence[SiteConfig], nodes: Iterable[tuple[str, Mapping[s
     return out
 
 
-FUEL_SITE_LABEL = "heatsched.io/fuel-site"  # heat fuel pods (heatsched.operator_app.fuel)
-
-
 def it_kw_by_site(
-    sites: Sequence[SiteConfig], node_site: Mapping[str, str], pod_cpu: Iterable[tuple[str, float]]
+    sites: Sequence[SiteConfig], node_site: Mapping[str, str], pod_cpu: Iterable[tuple[str, float]],
+    *, idle: bool = True,
 ) -> dict[str, float]:
-    """The formula of the module docstring; `pod_cpu` yields (node name, CPU cores requested)."""
+    """The formula of the module docstring; `pod_cpu` yields (node name, CPU cores requested). idle=False: the
+    pods' power only (the fuel share of a site's IT power)."""
     cores = {s.name: 0.0 for s in sites}
     nodes = {s.name: 0 for s in sites}
     for site in node_site.values():
@@ -85,7 +91,8 @@ def it_kw_by_site(
         site = node_site.get(node)
         if site is not None:
             cores[site] += cpu
-    return {s.name: cores[s.name] * s.watts_per_cpu / 1000.0 + s.idle_kw(nodes[s.name]) for s in sites}
+    return {s.name: cores[s.name] * s.watts_per_cpu / 1000.0 + (s.idle_kw(nodes[s.name]) if idle else 0.0)
+            for s in sites}
 
 
 class KubernetesLoadSource:
@@ -146,9 +153,7 @@ class KubernetesLoadSource:
             )
             kw = it_kw_by_site(self._sites, node_site, _pod_cpu(pods))
             fuel = [p for p in pods if FUEL_SITE_LABEL in ((p.get("metadata") or {}).get("labels") or {})]
-            with_idle = it_kw_by_site(self._sites, node_site, _pod_cpu(fuel))
-            idle = it_kw_by_site(self._sites, node_site, ())
-            fuel_kw = {name: with_idle[name] - idle[name] for name in with_idle}
+            fuel_kw = it_kw_by_site(self._sites, node_site, _pod_cpu(fuel), idle=False)
         except Exception as exc:  # noqa: BLE001 - any failure must keep the twin serving the last value
             self.errors += 1
             log.warning("IT load refresh failed, keeping the last value: %s", exc)

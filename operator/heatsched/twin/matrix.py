@@ -52,7 +52,7 @@ def cells(seeds: Iterable[int] = SEEDS, seasons: Iterable[str] = SEASONS, utiliz
 
 
 @dataclass(frozen=True)
-class Job:
+class CellRun:
     """What a worker needs to run one cell."""
 
     sites: tuple[str, ...]
@@ -64,7 +64,7 @@ class Job:
     max_heat_wait_s: float
 
 
-def run_cell(job: Job) -> dict[str, Any]:
+def run_cell(job: CellRun) -> dict[str, Any]:
     """One scenario: every policy and both bounds, as a compact row."""
     from heatsched.twin.simulate import SimConfig, simulate
     from heatsched.twin.sites import load_sites
@@ -97,7 +97,7 @@ def run_cell(job: Job) -> dict[str, Any]:
             "jobs": len(report.scenario.jobs), "policies": policies, "lp": lp, "seconds": report.seconds}
 
 
-def run_matrix(jobs: Sequence[Job], workers: int = 2, on_row: Callable[[dict[str, Any]], None] | None = None
+def run_matrix(jobs: Sequence[CellRun], workers: int = 2, on_row: Callable[[dict[str, Any]], None] | None = None
                ) -> list[dict[str, Any]]:
     """Run every cell (in `workers` processes; 1 = in this process); rows in the order given."""
     rows: list[dict[str, Any] | None] = [None] * len(jobs)
@@ -115,7 +115,7 @@ def run_matrix(jobs: Sequence[Job], workers: int = 2, on_row: Callable[[dict[str
     return [r for r in rows if r is not None]
 
 
-def _indexed(item: tuple[int, Job]) -> tuple[int, dict[str, Any]]:
+def _indexed(item: tuple[int, CellRun]) -> tuple[int, dict[str, Any]]:
     return item[0], run_cell(item[1])
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from heatsched.twin.draw import days_spanned, litres40_per_step
 from heatsched.placement.core import MAX_HEAT_WAIT_S
-from heatsched.planning.fuel import static_guard
+from heatsched.planning.fuel import co2_factors, static_guard
 from heatsched.thermal import season
 from heatsched.twin.bound import BoundResult, lp_bound
 from heatsched.twin.fuel import FuelSim
@@ -278,15 +278,6 @@ def run_policy(
                    heat_held)
 
 
-def co2_factors(site: SiteConfig) -> tuple[float, float, float | None]:
-    """(backup kgCO2e per kWh burnt, backup efficiency, grid kgCO2e per kWh or None) of a site: its fuel guard's
-    figures, else natural gas at 0.227 and 90 % (docs/fuel.md) and no grid figure."""
-    g = site.spec.fuel.guard if site.spec.fuel is not None else None
-    if g is None:
-        return 0.227, 0.9, None
-    return g.backup_carbon_kg_per_kwh, g.backup_efficiency, g.grid_carbon_kg_per_kwh
-
-
 def _result(
     scenario: Scenario, name: str, tanks: list[TankState], temps: np.ndarray, backup_cum: np.ndarray,
     waits: list[float], unplaced: list[float], violations: int, policy: Policy, fuel: FuelSim | None,
@@ -297,7 +288,7 @@ def _result(
     by_country: dict[str, float] = {}
     for i, (s, t) in enumerate(zip(scenario.sites, tanks)):
         stored_change = s.tank.capacity_kwh_per_k * (t.temperature_c - s.tank.target_c)  # started at target
-        backup_ci, backup_eff, grid_ci = co2_factors(s)
+        backup_ci, backup_eff, grid_ci = co2_factors(s.spec)
         fuel_kwh = fuel.electricity_kwh[i] if fuel is not None else 0.0
         gas_co2 = t.backup_kwh / backup_eff * backup_ci
         fuel_co2 = fuel_kwh * (grid_ci or 0.0)

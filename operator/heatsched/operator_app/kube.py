@@ -1,0 +1,42 @@
+"""The operator's Kubernetes calls: blocking kubernetes-client calls run off the event loop, and Events.
+
+Why a module of its own: the handlers, the fuel controller and the webhook all call the API the same way and
+post Events the same way; one helper for each keeps how (and with which timeout) in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+API_TIMEOUT_S = 10.0
+EVENT_NAMESPACE = "default"  # Events of cluster-scoped objects (HeatSites) live there
+
+log = logging.getLogger("heatsched.operator")
+
+
+async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking kubernetes-client (or Prometheus) call in the default executor, off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+async def post_event(core: client.CoreV1Api, namespace: str, involved: client.V1ObjectReference, reason: str,
+                     message: str, *, type_: str = "Normal", name_prefix: str | None = None) -> None:
+    """Post a core/v1 Event about `involved` (logged, never raised, when the API refuses it)."""
+    now = datetime.now(timezone.utc)
+    body = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name=name_prefix or f"{involved.name}."),
+        involved_object=involved, reason=reason, message=message[:1024], type=type_,
+        first_timestamp=now, last_timestamp=now, count=1,
+        source=client.V1EventSource(component="heatsched-controller"),
+    )
+    try:
+        await call(core.create_namespaced_event, namespace, body, _request_timeout=API_TIMEOUT_S)
+    except ApiException as exc:
+        log.warning("cannot post the %s event of %s: %s", reason, involved.name, exc.reason)
