@@ -26,6 +26,7 @@ from heatsched.operator_app.fuel import priority_class
 from heatsched.placement.model import FUEL_SITE_LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "charts" / "heatsched" / "files" / "residency-policies.yaml"
 SITES = ("montlucon-residence", "metz-hospital", "sarreguemines-factory", "frankfurt-office")
 REFRESH_S = 2  # e2e patches every example site to refresh this often
 MAX_HEAT_WAIT_S = 30  # the operator's heat wait bound in e2e (default 600)
@@ -67,20 +68,28 @@ class Stack:
 
     def start_heat_aware_scheduler(self) -> None:
         cfg = self.workdir / "heat-aware-scheduler.yaml"
-        cfg.write_text(yaml.safe_dump(render_scheduler_config(str(self.cluster.kubeconfig), self.extender_url)))
+        # as kube-scheduler: its bindings are trusted (they honour the pods' required node affinity), the
+        # tests' own bindings (as the admin) go through the residency webhook like any other binder's
+        kubeconfig = yaml.safe_load(Path(self.cluster.kubeconfig).read_text())
+        for user in kubeconfig.get("users") or ():
+            user.setdefault("user", {})["as"] = "system:kube-scheduler"
+        as_scheduler = self.workdir / "heat-aware-scheduler.kubeconfig"
+        as_scheduler.write_text(yaml.safe_dump(kubeconfig))
+        as_scheduler.chmod(0o600)
+        cfg.write_text(yaml.safe_dump(render_scheduler_config(str(as_scheduler), self.extender_url)))
         binary = str(Toolchain.discover().path("kube-scheduler"))
         self.scheduler = Service("heat-aware-scheduler", [
             binary, f"--config={cfg}", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
-            f"--authentication-kubeconfig={self.cluster.kubeconfig}",
-            f"--authorization-kubeconfig={self.cluster.kubeconfig}", HEAT_AWARE_RETRY_FLAG],
+            f"--authentication-kubeconfig={as_scheduler}",
+            f"--authorization-kubeconfig={as_scheduler}", HEAT_AWARE_RETRY_FLAG],
             self.workdir / "heat-aware-scheduler.log").start()
 
-    def start_operator(self, *, extender: bool = True) -> None:
+    def start_operator(self, *, extender: bool = True, args: tuple[str, ...] = ()) -> None:
         argv = [sys.executable, "-m", "heatsched.cli", "operator", f"--kubeconfig={self.cluster.kubeconfig}",
                 f"--prometheus-url={self.prometheus.url}", f"--webhook-port={self.webhook_port}",
                 f"--extender-port={self.extender_port() if extender else 0}", "--status-heartbeat=3",
                 f"--max-heat-wait={MAX_HEAT_WAIT_S}",
-                f"--webhook-cert-dir={self.workdir / 'webhook-tls'}"]
+                f"--webhook-cert-dir={self.workdir / 'webhook-tls'}", *args]
         if self.webhook_host != "127.0.0.1":
             argv += ["--webhook-host=0.0.0.0", f"--webhook-public-host={self.webhook_host}"]
         self.operator = Service("operator", argv, self.workdir / "operator.log").start()
@@ -88,9 +97,10 @@ class Stack:
         if extender:
             wait_for(lambda: self._extender_ready(), 30, what="extender healthz")
 
-    def stop_operator(self) -> None:
+    def stop_operator(self, *, kill: bool = False) -> None:
+        """Stop the operator: SIGTERM (kopf shuts down), or SIGKILL at once with `kill`."""
         if self.operator is not None:
-            self.operator.stop()
+            self.operator.stop(grace=0 if kill else 10.0)
             self.operator = None
 
     def _extender_ready(self) -> bool:
@@ -105,7 +115,7 @@ class Stack:
         self.operator.check()
         adm = client.AdmissionregistrationV1Api(self.api)
         try:
-            cfg = adm.read_mutating_webhook_configuration("heatsched.io")
+            cfg = adm.read_validating_webhook_configuration("heatsched.io")
         except client.ApiException:
             return False
         if str(self.webhook_port) not in (cfg.webhooks[0].client_config.url or ""):
@@ -115,6 +125,20 @@ class Stack:
             return True
         except OSError:
             return False
+
+    def apply_policies(self) -> None:
+        """The residency admission policies, as an admin without Helm applies them; wait until they act."""
+        self.kubectl("apply", "-f", str(POLICIES))
+
+        def active() -> bool:
+            pod = {"metadata": {"name": "policy-probe", "annotations": {"heatsched.io/residency": "FR"}},
+                   "spec": {"containers": [{"name": "c", "image": "probe"}]}}
+            try:
+                made = self.core.create_namespaced_pod("default", pod, dry_run="All")
+            except client.ApiException:
+                return False
+            return made.spec.affinity is not None
+        wait_for(active, 30, what="residency admission policies active")
 
     def operator_log(self) -> str:
         return log_tail(self.workdir / "operator.log", 40)
@@ -130,6 +154,7 @@ class Stack:
         self.kubectl("wait", "--for=condition=Established", "crd/heatsites.heatsched.io",
                      "crd/thermaldemands.heatsched.io", "--timeout=60s")
         self.kubectl("apply", "-f", str(ROOT / "examples"))
+        self.apply_policies()
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump(priority_class()))
         self.kubectl("create", "namespace", FUEL_NAMESPACE, check=False)
         for site in SITES:  # heat fuel off unless a test turns it on (tests/e2e/test_fuel.py)

@@ -106,9 +106,11 @@ def test_a_namespace_given_a_residency_after_its_pods_ran_abroad_fails_the_audit
 
 def test_a_resident_pod_whose_volume_is_abroad_fails_the_audit(stack, namespace):
     node_countries(stack)
-    pv = volume_with_claim(stack, namespace, "data", labels={"heatsched.io/country": "DE"})
+    pv = volume_with_claim(stack, namespace, "data", labels={"heatsched.io/country": "FR"})
     try:
         bound_pod(stack, namespace, "fr-job", FR_NODE, annotations={RES: "FR"}, claim="data")
+        # admission only lets it mount storage in France; then the volume is declared (moved) elsewhere
+        stack.core.patch_persistent_volume(pv, {"metadata": {"labels": {"heatsched.io/country": "DE"}}})
         out = run_audit(stack, "-n", namespace, "--json")
         assert out.returncode == 1, out.stdout + out.stderr
         [entry] = json.loads(out.stdout)["pods"]

@@ -254,7 +254,7 @@ def test_placement_values_reach_each_deployment_separately():
 def test_scheduler_disabled_renders_no_scheduler_objects():
     objs = render("scheduler.enabled=false")
     assert {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in objs} == {
-        "operator", "webhook-cleanup", "fuel"}
+        "operator", "webhook-cleanup", "fuel", "residency"}
     assert not find(objs, "ConfigMap") and [o["metadata"]["name"] for o in find(objs, "RoleBinding")] == [
         "heatsched-fuel"]
 
@@ -271,14 +271,33 @@ def test_operator_cluster_role_grants_exactly_what_the_operator_uses():
         *{("", "namespaces", v, "*") for v in read},
         *{("", "events", v, "*") for v in ("create", "patch")},
         *{("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in read},
-        *{("admissionregistration.k8s.io", f"{k}webhookconfigurations", v, n) for k in ("mutating", "validating")
+        *{("", r, "get", "*") for r in ("persistentvolumeclaims", "persistentvolumes")},  # the webhook's volumes
+        ("storage.k8s.io", "storageclasses", "list", "*"),
+        *{("admissionregistration.k8s.io", "validatingwebhookconfigurations", v, n)
           for v, n in (("create", "*"), ("get", CONFIG_NAME), ("update", CONFIG_NAME), ("patch", CONFIG_NAME))},
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "delete", CONFIG_NAME),  # the old one
     }
     objs = render()
     assert grants(objs, "ClusterRole", "heatsched") == expected
     binding = one(objs, "ClusterRoleBinding", "heatsched")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "heatsched", "namespace": NAMESPACE}]
     assert deployment(objs, "operator")["spec"]["template"]["spec"]["serviceAccountName"] == "heatsched"
+
+
+def test_the_residency_policies_are_installed_with_the_chart_labels_and_the_admin_role():
+    objs = render()
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs if o["kind"].endswith(("AdmissionPolicy", "PolicyBinding"))}
+    assert kinds == {(k, n) for n, ks in (
+        ("heatsched-residency", ("MutatingAdmissionPolicy", "ValidatingAdmissionPolicy")),
+        ("heatsched-heat-aware-opt-in", ("MutatingAdmissionPolicy",)),
+        ("heatsched-namespace-residency", ("ValidatingAdmissionPolicy",)))
+        for kind in ks for k in (kind, kind + "Binding")}
+    admin = one(objs, "ClusterRole", "heatsched-residency-admin")
+    assert rule_set(admin["rules"]) == {("heatsched.io", "residencies", "update", "*")}
+    assert not find(render("residency.admissionPolicies=false"), "ValidatingAdmissionPolicy")
+    args = deployment(objs, "operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    trusted = [args[i + 1] for i, a in enumerate(args) if a == "--trusted-binder"]
+    assert trusted == ["system:kube-scheduler", f"system:serviceaccount:{NAMESPACE}:heatsched-scheduler"]
 
 
 def test_fuel_priority_class_is_below_every_tenant_and_matches_the_local_stacks_copy():
@@ -303,7 +322,8 @@ def test_fuel_priority_class_is_below_every_tenant_and_matches_the_local_stacks_
 
 def test_cleanup_hook_may_only_delete_the_operators_webhook_configurations():
     objs = render()
-    role = next(o for o in find(objs, "ClusterRole") if o["metadata"]["name"] != "heatsched")
+    role = next(o for o in find(objs, "ClusterRole") if o["metadata"]["name"] not in (
+        "heatsched", "heatsched-residency-admin"))
     assert rule_set(role["rules"]) == {
         ("admissionregistration.k8s.io", f"{k}webhookconfigurations", "delete", CONFIG_NAME)
         for k in ("mutating", "validating")}

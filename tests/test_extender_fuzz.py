@@ -74,3 +74,66 @@ async def test_no_body_ever_gets_a_5xx_and_the_server_keeps_answering(path: str)
         assert healthy.status == 200
     assert sum(statuses.values()) == len(pending) >= min(EXAMPLES, 50)
     assert set(statuses) & {400} and set(statuses) & {200}  # both kinds of answer were exercised
+
+
+# ---- the residency webhook ---------------------------------------------------------------------------
+WEBHOOK_ENDPOINTS = ("/validate/pods", "/validate/bindings")
+REVIEW_KEYS = ("apiVersion", "kind", "request", "uid", "operation", "object", "namespace", "name", "userInfo",
+               "metadata", "spec", "nodeName", "volumes", "persistentVolumeClaim", "claimName", "target")
+review_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+    | st.sampled_from(["admission.k8s.io/v1", "AdmissionReview", "CREATE", "FR", "n1", "u1", "data"]),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(REVIEW_KEYS + KEYS) | st.text(max_size=6), children, max_size=5),
+    max_leaves=30,
+)
+reviews = st.one_of(
+    bodies,
+    st.builds(lambda request: {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request},
+              review_values).map(lambda v: json.dumps(v).encode()),  # a review around anything
+    st.builds(lambda obj, op: {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                               "request": {"uid": "u1", "operation": op, "namespace": "t", "name": "p", "object": obj}},
+              review_values, st.sampled_from(["CREATE", "UPDATE", "create", ""])).map(lambda v: json.dumps(v).encode()),
+)
+
+
+def _lookups():
+    from heatsched.admission.server import Lookups
+
+    async def ns(name):
+        return {"heatsched.io/residency": "FR"}
+
+    async def read(kind, namespace, name):
+        return {"metadata": {"name": name, "annotations": {"heatsched.io/residency": "FR"}}} if kind == "pod" else None
+
+    async def classes():
+        return []
+    async def country(node):
+        return {"n1": "FR"}.get(node)
+    return Lookups(country, ns, read, classes)
+
+
+@pytest.mark.parametrize("path", WEBHOOK_ENDPOINTS)
+async def test_no_admission_review_ever_gets_a_5xx_and_the_webhook_keeps_answering(path: str) -> None:
+    from heatsched.admission.server import make_app as make_webhook
+
+    statuses: dict[int, int] = {}
+    async with TestClient(TestServer(make_webhook(_lookups()))) as client:
+
+        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(body=reviews)
+        def one(body: bytes) -> None:
+            pending.append(body)
+
+        pending: list[bytes] = []
+        one()
+        for body in pending:
+            resp = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+            text = await resp.text()
+            statuses[resp.status] = statuses.get(resp.status, 0) + 1
+            assert resp.status < 500, (resp.status, body[:200], text[:300])
+            answer = json.loads(text)
+            assert "error" in answer if resp.status >= 400 else "response" in answer, text[:300]
+    assert sum(statuses.values()) == len(pending) >= min(EXAMPLES, 50)
+    assert set(statuses) & {400} and set(statuses) & {200}

@@ -20,6 +20,7 @@ COMMANDS = (
     "heatsched.audit",
     "heatsched.twin.cli",
     "heatsched.crdgen",
+    "heatsched.admission.cli",
 )
 
 

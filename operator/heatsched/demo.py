@@ -75,6 +75,7 @@ class Demo:
             subprocess.run([kubectl, f"--kubeconfig={self.cp.kubeconfig}", *a], check=True, capture_output=True,
                            text=True)
         run("apply", "-f", str(root / "crds"))
+        run("apply", "-f", str(root / "charts" / "heatsched" / "files" / "residency-policies.yaml"))
         run("wait", "--for=condition=Established", "crd/heatsites.heatsched.io", "crd/thermaldemands.heatsched.io")
         run("apply", "-f", str(root / "examples"))
         self.core.create_namespace({"metadata": {"name": FUEL_NAMESPACE}})

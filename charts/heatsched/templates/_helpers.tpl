@@ -130,3 +130,15 @@ the operator's Service names.
 {{- dict "ca.crt" ($ca.Cert | b64enc) "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) | toJson -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Users whose pods/binding requests skip the residency webhook: kube-scheduler, the heat-aware scheduler's
+ServiceAccount (when the chart deploys it) and webhook.trustedBinders. A JSON list.
+*/}}
+{{- define "heatsched.trustedBinders" -}}
+{{- $users := list "system:kube-scheduler" -}}
+{{- if .Values.scheduler.enabled -}}
+{{- $users = append $users (printf "system:serviceaccount:%s:%s" .Release.Namespace (include "heatsched.schedulerName" .)) -}}
+{{- end -}}
+{{- concat $users .Values.webhook.trustedBinders | uniq | toJson -}}
+{{- end -}}

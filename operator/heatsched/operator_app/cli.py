@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from heatsched.operator_app.config import OperatorConfig
+from heatsched.admission.configuration import DEFAULT_TRUSTED_BINDERS
+from heatsched.operator_app.config import DRIFT_POLICIES, OperatorConfig
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -22,6 +23,7 @@ def _run(args: argparse.Namespace) -> int:
         webhook_url=args.webhook_url, manage_webhook_configs=not args.no_manage_webhooks,
         status_heartbeat_s=args.status_heartbeat, annotate_placements=not args.no_placement_annotations,
         max_heat_wait_s=args.max_heat_wait, fuel=not args.no_fuel,
+        trusted_binders=tuple(args.trusted_binder or DEFAULT_TRUSTED_BINDERS), drift_policy=args.drift_policy,
     )
     run(cfg, args.kubeconfig)
     return 0
@@ -53,7 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "created there when empty (default: a new temporary one)")
     p.add_argument("--webhook-url", help="URL the apiserver calls (in-cluster Service); needs --webhook-cert-dir")
     p.add_argument("--no-manage-webhooks", action="store_true",
-                   help="do not create the webhook configurations (you manage them; see webhook_configurations())")
+                   help="do not create the ValidatingWebhookConfiguration heatsched.io (you manage it; see "
+                   "heatsched.admission.configuration)")
+    p.add_argument("--trusted-binder", action="append", metavar="USER",
+                   help="a user whose pods/binding requests skip the webhook because it honours required node "
+                   "affinity (a kube-scheduler); repeatable (default: system:kube-scheduler)")
+    p.add_argument("--drift-policy", choices=DRIFT_POLICIES, default="flag",
+                   help="what to do with a resident pod whose node left its residency (a node's or site's country "
+                   "or selectors changed): flag (Event, condition, metric) or evict (also evict the pod through the "
+                   "Eviction API, which honours PodDisruptionBudgets) (default flag)")
+
     p.add_argument("--status-heartbeat", type=float, default=60.0,
                    help="rewrite HeatSite status at least this often, seconds (default 60)")
     p.add_argument("--no-placement-annotations", action="store_true",

@@ -31,7 +31,7 @@ from heatsched.models import (
 )
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.operator_app.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
-from heatsched.operator_app.kube import call, post_event
+from heatsched.operator_app.kube import API_TIMEOUT_S, call, post_event
 from heatsched.operator_app.store import FuelPod, ResidentPod, Store
 from heatsched.placement.model import COUNTRY_LABEL, FUEL_SITE_LABEL
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, ResidencyError, parse_residency
@@ -144,15 +144,36 @@ class Operator:
                 await self.report_drift(self.store.check_drift([node]))
 
     async def report_drift(self, drifts) -> None:
-        """Policy: flag only. A Warning Event on each pod whose node's country moved under it; the site's
-        ResidencyDrift condition (write_status) lists them. Nothing is evicted (docs/placement.md)."""
+        """A Warning Event on each pod whose node's country moved under it; the site's ResidencyDrift condition
+        (write_status) and heatsched_residency_drift_pods list them. Policy `evict` (--drift-policy) also
+        evicts the pod through the Eviction API (PodDisruptionBudgets hold; its controller recreates it, and
+        admission pins the new pod inside the residency); `flag` evicts nothing (docs/placement.md#drift)."""
         for d in drifts:
             log.warning("residency drift: %s", d.reason)
             pod = client.V1ObjectReference(api_version="v1", kind="Pod", name=d.pod.name, namespace=d.pod.namespace)
             await post_event(self.core, d.pod.namespace, pod, "ResidencyDrift", d.reason, type_="Warning",
                              name_prefix=f"{d.pod.name}.residency-drift.")
+            if self.config.drift_policy == "evict":
+                await self.evict(d, pod)
             if d.site in self.store.sites:
                 self.written.pop(d.site, None)  # rewrite the site's status (its ResidencyDrift condition) now
+
+    async def evict(self, drift, pod: client.V1ObjectReference) -> None:
+        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=drift.pod.name, namespace=drift.pod.namespace))
+        try:
+            await call(self.core.create_namespaced_pod_eviction, drift.pod.name, drift.pod.namespace, body,
+                       _request_timeout=API_TIMEOUT_S)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            why = "a PodDisruptionBudget forbids it now" if exc.status == 429 else f"{exc.status} {exc.reason}"
+            await post_event(self.core, drift.pod.namespace, pod, "ResidencyDriftEvictionBlocked",
+                             f"cannot evict the pod ({why}): {drift.reason}", type_="Warning",
+                             name_prefix=f"{drift.pod.name}.residency-drift.")
+            return
+        await post_event(self.core, drift.pod.namespace, pod, "ResidencyDriftEvicted",
+                         f"evicted (--drift-policy=evict): {drift.reason}", type_="Warning",
+                         name_prefix=f"{drift.pod.name}.residency-drift.")
 
     # ---- telemetry ---------------------------------------------------------------------------------
     async def refresh(self, name: str) -> None:
@@ -370,10 +391,6 @@ def register(registry: kopf.OperatorRegistry) -> None:
         gone = event["type"] == "DELETED" or status.get("phase") in TERMINATED
         key = (meta.get("namespace", ""), meta.get("name", ""))
         residency = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
-        if gone or spec.get("nodeName"):  # the binding webhook only needs pods that are not bound yet
-            op(memo).store.pod_annotations.pop(key, None)
-        else:
-            op(memo).store.pod_annotations[key] = {RESIDENCY_ANNOTATION: residency} if residency is not None else {}
         fuel_site = fuel_site_of(op(memo).store, meta)
         if fuel_site is not None:
             terminating = gone or bool(meta.get("deletionTimestamp"))

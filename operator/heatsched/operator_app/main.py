@@ -1,7 +1,8 @@
 """Wire the operator process together and run it.
 
 One process, one event loop: kopf's handlers fill the Store, the extender (aiohttp, started at kopf
-startup) reads its snapshot, and the admission webhook (kopf's own server) validates and mutates pods.
+startup) reads its snapshot, and the residency webhook (aiohttp over TLS, heatsched.admission) checks the
+node or volumes of the few requests kube-apiserver's admission policies cannot check alone.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import os
 
 import kopf
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from kubernetes import client, config as kubeconfig
 
 from heatsched.extender.server import make_app
 from heatsched.operator_app import handlers, webhook
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.operator_app.handlers import Operator
+from heatsched.operator_app.metrics import registry as metrics_registry
 from heatsched.telemetry.prometheus import PrometheusSource
 
 log = logging.getLogger("heatsched.operator")
@@ -62,23 +65,28 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
             app = make_app(lambda: op.store.snapshot, on_scored=remember, on_filtered=relaxed,
                            max_heat_wait_s=cfg.max_heat_wait_s,
                            namespace_annotations=lambda ns: op.store.namespaces.get(ns, ({}, {}))[0])
+            metrics = metrics_registry(op.store)
+
+            async def serve_metrics(_: web.Request) -> web.Response:
+                return web.Response(body=generate_latest(metrics), headers={"Content-Type": CONTENT_TYPE_LATEST})
+            app.router.add_get("/metrics", serve_metrics)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, cfg.extender_host, cfg.extender_port).start()
             memo.extender_runner = runner
             log.info("extender listening on http://%s:%d/scheduler", cfg.extender_host, cfg.extender_port)
         if cfg.webhook_port:
-            webhook.configure(settings, cfg, op)
+            memo.webhook_runner = await webhook.start(cfg, op)
+            log.info("residency webhook listening on https://%s:%d", cfg.webhook_host, cfg.webhook_port)
 
     @kopf.on.cleanup(registry=registry)
     async def operator_cleanup(memo: kopf.Memo, **_):
-        runner = getattr(memo, "extender_runner", None)
-        if runner is not None:
-            await runner.cleanup()
+        for name in ("extender_runner", "webhook_runner"):
+            runner = getattr(memo, name, None)
+            if runner is not None:
+                await runner.cleanup()
 
     handlers.register(registry)
-    if cfg.webhook_port:
-        webhook.register(registry)
     return registry
 
 

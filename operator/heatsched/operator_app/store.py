@@ -89,7 +89,6 @@ class Store:
     namespaces: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # name -> (annotations, labels)
     node_alloc_cpu: dict[str, float] = field(default_factory=dict)  # node -> allocatable CPU cores
     nominated: dict[str, tuple[str, float]] = field(default_factory=dict)  # pending pod uid -> (node, cpu)
-    pod_annotations: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # residency, for bindings
     resident: dict[str, tuple[ResidentPod, str | None]] = field(default_factory=dict)  # uid -> (pod, site at bind)
     drift: dict[str, Drift] = field(default_factory=dict)  # uid -> drift found (reported once)
     fuel_pods: dict[str, dict[str, FuelPod]] = field(default_factory=dict)  # site -> uid -> fuel pod

@@ -217,7 +217,7 @@ def residency_of(pod_annotations: Mapping | None, namespace_annotations: Mapping
 
 
 # ---- volumes ------------------------------------------------------------------------------------------
-def _volume_type(volume: Mapping) -> str:
+def volume_type(volume: Mapping) -> str:
     types = [k for k in volume if k not in _NOT_A_TYPE and volume[k] is not None]
     return types[0] if types else "unknown"
 
@@ -284,7 +284,7 @@ def _claim_volume(name: str, vtype: str, claim_name: str, namespace: str, templa
 def audit_volume(volume: Mapping, pod_name: str, namespace: str, pvcs: Mapping, pvs: Mapping,
                  classes: Mapping) -> VolumeAudit:
     name = volume.get("name") or "?"
-    vtype = _volume_type(volume)
+    vtype = volume_type(volume)
     if vtype in NODE_LOCAL_VOLUMES:
         return VolumeAudit(name, vtype, "node", source="node-local")
     if vtype in API_VOLUMES:
