@@ -30,6 +30,7 @@ from heatsched.cluster.toolchain import MissingBinary, Toolchain
 from stack import wait_for
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "heatsched"
+POLICIES = CHART / "files" / "residency-policies.yaml"
 TAINT = {"key": "heatsched.io/e2e-helm", "value": "true", "effect": "NoSchedule"}
 LEASE_NAMESPACE, LEASE = "kube-system", "heat-aware-scheduler"  # from the chart's scheduler configuration
 
@@ -129,14 +130,18 @@ class Release:
 
 @pytest.fixture(scope="module")
 def release(tools, api, values_file):
+    """A release of the chart. The e2e stack applied the residency policies with kubectl (as an admin without
+    Helm would); Helm refuses to adopt them, so they are handed to the release and applied again after it."""
+    tools.run(tools.kubectl, "delete", "--ignore-not-found", "-f", str(POLICIES))
     rel = Release(tools, api, values_file)
-    rel.install()
     try:
+        rel.install()
         yield rel
     finally:
         if rel.installed:
             rel.uninstall("--no-hooks", "--wait", "--timeout=60s")
         client.CoreV1Api(api).delete_namespace(rel.namespace)
+        tools.run(tools.kubectl, "apply", "-f", str(POLICIES))
 
 
 def test_install_prints_how_to_opt_in_and_set_residency(release):
@@ -209,12 +214,16 @@ ACCESS = [  # (component, verb, resource, keywords, allowed?)
     ("operator", "list", "namespaces", {}, True),
     ("operator", "create", "events", {"namespace": "default"}, True),
     ("operator", "watch", "customresourcedefinitions", {"group": "apiextensions.k8s.io"}, True),
-    ("operator", "create", "mutatingwebhookconfigurations", {"group": "admissionregistration.k8s.io"}, True),
+    ("operator", "create", "validatingwebhookconfigurations", {"group": "admissionregistration.k8s.io"}, True),
+    ("operator", "create", "mutatingwebhookconfigurations", {"group": "admissionregistration.k8s.io"}, False),
+    ("operator", "list", "persistentvolumes", {}, True),
     ("operator", "update", "validatingwebhookconfigurations",
      {"group": "admissionregistration.k8s.io", "name": "heatsched.io"}, True),
     ("operator", "update", "validatingwebhookconfigurations",
      {"group": "admissionregistration.k8s.io", "name": "someone-else"}, False),
-    ("operator", "delete", "mutatingwebhookconfigurations",
+    ("operator", "delete", "mutatingwebhookconfigurations",  # the one of releases before the admission policies
+     {"group": "admissionregistration.k8s.io", "name": "heatsched.io"}, True),
+    ("operator", "delete", "validatingwebhookconfigurations",
      {"group": "admissionregistration.k8s.io", "name": "heatsched.io"}, False),
     ("operator", "get", "secrets", {"namespace": "kube-system"}, False),
     ("scheduler", "update", "leases", {"group": "coordination.k8s.io", "name": LEASE, "namespace": LEASE_NAMESPACE},

@@ -271,7 +271,7 @@ def test_operator_cluster_role_grants_exactly_what_the_operator_uses():
         *{("", "namespaces", v, "*") for v in read},
         *{("", "events", v, "*") for v in ("create", "patch")},
         *{("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in read},
-        *{("", r, "get", "*") for r in ("persistentvolumeclaims", "persistentvolumes")},  # the webhook's volumes
+        *{("", r, v, "*") for r in ("persistentvolumeclaims", "persistentvolumes") for v in ("get", "list")},
         ("storage.k8s.io", "storageclasses", "list", "*"),
         *{("admissionregistration.k8s.io", "validatingwebhookconfigurations", v, n)
           for v, n in (("create", "*"), ("get", CONFIG_NAME), ("update", CONFIG_NAME), ("patch", CONFIG_NAME))},

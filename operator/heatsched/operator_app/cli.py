@@ -24,6 +24,7 @@ def _run(args: argparse.Namespace) -> int:
         status_heartbeat_s=args.status_heartbeat, annotate_placements=not args.no_placement_annotations,
         max_heat_wait_s=args.max_heat_wait, fuel=not args.no_fuel,
         trusted_binders=tuple(args.trusted_binder or DEFAULT_TRUSTED_BINDERS), drift_policy=args.drift_policy,
+        audit_interval_s=args.audit_interval,
     )
     run(cfg, args.kubeconfig)
     return 0
@@ -65,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "or selectors changed): flag (Event, condition, metric) or evict (also evict the pod through the "
                    "Eviction API, which honours PodDisruptionBudgets) (default flag)")
 
+    p.add_argument("--audit-interval", type=_seconds, default=300.0, metavar="SECONDS",
+                   help="run the residency audit (the rules of `heatsched audit`) over the watched resident pods this "
+                   "often and export heatsched_residency_audit_findings (default 300; 0: never)")
     p.add_argument("--status-heartbeat", type=float, default=60.0,
                    help="rewrite HeatSite status at least this often, seconds (default 60)")
     p.add_argument("--no-placement-annotations", action="store_true",

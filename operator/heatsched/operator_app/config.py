@@ -22,6 +22,7 @@ class OperatorConfig:
     manage_webhook_configs: bool = True  # create/refresh the ValidatingWebhookConfiguration heatsched.io
     trusted_binders: tuple[str, ...] = ("system:kube-scheduler",)  # their pods/binding skip the webhook
     drift_policy: str = "flag"  # flag | evict: resident pods whose node left their residency
+    audit_interval_s: float = 300.0  # the periodic residency audit behind heatsched_residency_audit_findings
     status_heartbeat_s: float = 60.0  # rewrite status at least this often (keeps readingTime honest)
     temperature_step_k: float = 0.2  # smaller temperature changes alone do not patch status
     demand_refresh_s: float = 30.0

@@ -32,6 +32,7 @@ from heatsched.models import (
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.operator_app.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
 from heatsched.operator_app.kube import API_TIMEOUT_S, call, post_event
+from heatsched.placement.audit import API_VOLUMES, NODE_LOCAL_VOLUMES, volume_type
 from heatsched.operator_app.store import FuelPod, ResidentPod, Store
 from heatsched.placement.model import COUNTRY_LABEL, FUEL_SITE_LABEL
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, ResidencyError, parse_residency
@@ -401,7 +402,8 @@ def register(registry: kopf.OperatorRegistry) -> None:
         resident = None
         if residency is not None and spec.get("nodeName") and not gone:
             try:
-                resident = ResidentPod(key[0], key[1], spec["nodeName"], parse_residency(residency))
+                resident = ResidentPod(key[0], key[1], spec["nodeName"], parse_residency(residency), tuple(
+                    v for v in spec.get("volumes") or () if volume_type(v) not in NODE_LOCAL_VOLUMES | API_VOLUMES))
             except ResidencyError:
                 resident = None  # admission refuses these; nothing to compare with
         op(memo).store.set_resident(uid, resident)

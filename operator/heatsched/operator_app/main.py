@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from kubernetes import client, config as kubeconfig
 
 from heatsched.extender.server import make_app
-from heatsched.operator_app import handlers, webhook
+from heatsched.operator_app import audit_loop, handlers, webhook
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.operator_app.handlers import Operator
 from heatsched.operator_app.metrics import registry as metrics_registry
@@ -75,12 +75,17 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
             await web.TCPSite(runner, cfg.extender_host, cfg.extender_port).start()
             memo.extender_runner = runner
             log.info("extender listening on http://%s:%d/scheduler", cfg.extender_host, cfg.extender_port)
+        if cfg.audit_interval_s > 0:
+            memo.audit_task = asyncio.create_task(audit_loop.run(op.store, op.core.api_client, cfg.audit_interval_s))
         if cfg.webhook_port:
             memo.webhook_runner = await webhook.start(cfg, op)
             log.info("residency webhook listening on https://%s:%d", cfg.webhook_host, cfg.webhook_port)
 
     @kopf.on.cleanup(registry=registry)
     async def operator_cleanup(memo: kopf.Memo, **_):
+        task = getattr(memo, "audit_task", None)
+        if task is not None:
+            task.cancel()
         for name in ("extender_runner", "webhook_runner"):
             runner = getattr(memo, name, None)
             if runner is not None:

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from heatsched.placement.admission import REFUSED as AUDIT_CODES
+
 
 class StoreCollector(Collector):
     def __init__(self, store: Any) -> None:
@@ -29,6 +31,14 @@ class StoreCollector(Collector):
         for site in sorted(set(self.store.sites) | set(counts)):
             drift.add_metric([site], counts.get(site, 0))
         yield drift
+        if self.store.audit is not None:
+            findings = GaugeMetricFamily(
+                "heatsched_residency_audit_findings",
+                "Findings of the controller's periodic residency audit (the rules of `heatsched audit`), by code",
+                labels=["code"])
+            for code in sorted(set(AUDIT_CODES) | set(self.store.audit)):
+                findings.add_metric([code], self.store.audit.get(code, 0))
+            yield findings
         resident = GaugeMetricFamily("heatsched_resident_pods", "Bound pods with a residency the operator watches")
         resident.add_metric([], len(self.store.resident))
         yield resident

@@ -44,6 +44,7 @@ class ResidentPod:
     name: str
     node: str
     residency: frozenset[str]
+    volumes: tuple[dict, ...] = ()  # its volumes that keep data off the node (claims, network storage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class Store:
     nominated: dict[str, tuple[str, float]] = field(default_factory=dict)  # pending pod uid -> (node, cpu)
     resident: dict[str, tuple[ResidentPod, str | None]] = field(default_factory=dict)  # uid -> (pod, site at bind)
     drift: dict[str, Drift] = field(default_factory=dict)  # uid -> drift found (reported once)
+    audit: dict[str, int] | None = None  # finding code -> count, from the last periodic audit (None: none yet)
     fuel_pods: dict[str, dict[str, FuelPod]] = field(default_factory=dict)  # site -> uid -> fuel pod
     clock: Callable[[], float] = field(default=time.time, repr=False)
 

@@ -1,0 +1,42 @@
+"""The controller's residency metrics: drift per site and the periodic audit's findings, read from the Store."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from heatsched.operator_app.audit_loop import audit_counts
+from heatsched.operator_app.metrics import registry
+from heatsched.operator_app.store import ResidentPod
+from heatsched.placement.model import COUNTRY_LABEL
+
+CLAIM = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
+
+
+def pv(country: str) -> dict:
+    return {"metadata": {"name": "pv1", "labels": {"heatsched.io/country": country}}, "spec": {}}
+
+
+def pvc() -> dict:
+    return {"metadata": {"namespace": "t", "name": "data"}, "spec": {"volumeName": "pv1"}}
+
+
+def test_the_periodic_audit_finds_a_volume_declared_abroad_under_a_running_pod(store):
+    store.set_node("n1", {COUNTRY_LABEL: "FR"})
+    store.set_resident("u1", ResidentPod("t", "p", "n1", frozenset({"FR"}), (CLAIM,)))
+    assert audit_counts(store, [pvc()], [pv("FR")], []) == {}
+    assert audit_counts(store, [pvc()], [pv("DE")], []) == {"VolumeOutsideResidency": 1}
+    assert audit_counts(store, [], [], []) == {"VolumeLocationUnknown": 1}  # the claim is gone
+
+
+def test_the_periodic_audit_finds_a_node_without_a_trusted_country(store):
+    store.set_node("n2", {})
+    store.set_resident("u2", ResidentPod("t", "q", "n2", frozenset({"FR"})))
+    assert audit_counts(store, [], [], []) == {"NodeCountryUnknown": 1}
+
+
+def test_metrics_show_drift_per_site_and_every_audit_code_even_at_zero(store):
+    store.audit = {"VolumeOutsideResidency": 2}
+    text = generate_latest(registry(store)).decode()
+    assert 'heatsched_residency_drift_pods{site="montlucon-residence"} 0.0' in text
+    assert 'heatsched_residency_audit_findings{code="VolumeOutsideResidency"} 2.0' in text
+    assert 'heatsched_residency_audit_findings{code="NodeOutsideResidency"} 0.0' in text
