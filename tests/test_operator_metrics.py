@@ -40,3 +40,38 @@ def test_metrics_show_drift_per_site_and_every_audit_code_even_at_zero(store):
     assert 'heatsched_residency_drift_pods{site="montlucon-residence"} 0.0' in text
     assert 'heatsched_residency_audit_findings{code="VolumeOutsideResidency"} 2.0' in text
     assert 'heatsched_residency_audit_findings{code="NodeOutsideResidency"} 0.0' in text
+
+
+def test_site_metrics_are_in_base_units_and_name_the_state(store):
+    store.refresh_site("montlucon-residence")
+    text = generate_latest(registry(store)).decode()
+    assert 'heatsched_site_state{site="montlucon-residence",state="Unknown"} 1.0' in text
+    assert 'heatsched_site_state{site="montlucon-residence",state="Cold"} 0.0' in text
+    assert 'heatsched_site_tank_min_celsius{site="montlucon-residence"}' in text
+    assert "heatsched_site_temperature_celsius{" not in text  # no reading is never 0 °C
+
+
+async def test_extender_and_webhook_count_what_they_answer():
+    from aiohttp.test_utils import TestClient, TestServer
+    from prometheus_client import CollectorRegistry
+
+    from heatsched.admission.server import make_app as webhook_app
+    from heatsched.extender.server import make_app as extender_app
+    from heatsched.metrics import AdmissionMetrics, ExtenderMetrics
+    from heatsched.placement.model import Snapshot
+    from test_webhook import FakeLookups
+
+    reg = CollectorRegistry()
+    ext, adm = ExtenderMetrics(reg), AdmissionMetrics(reg)
+    async with TestClient(TestServer(extender_app(lambda: Snapshot(), metrics=ext))) as c:
+        body = {"Pod": {"metadata": {"name": "p", "annotations": {"heatsched.io/residency": "FR"}}},
+                "NodeNames": ["ghost"]}
+        assert (await c.post("/scheduler/filter", json=body)).status == 200
+        assert (await c.post("/scheduler/filter", data=b"{")).status == 400
+    async with TestClient(TestServer(webhook_app(FakeLookups().lookups(), metrics=adm))) as c:
+        assert (await c.post("/validate/pods", data=b"[]")).status == 400
+    text = generate_latest(reg).decode()
+    assert 'heatsched_extender_filter_nodes_total{outcome="unknown_node"} 1.0' in text
+    assert 'heatsched_extender_bad_requests_total{verb="filter"} 1.0' in text
+    assert 'heatsched_extender_request_duration_seconds_count{verb="filter"} 2.0' in text
+    assert 'heatsched_admission_requests_total{result="malformed",webhook="pods"} 1.0' in text

@@ -87,3 +87,27 @@ def test_unreachable_prometheus_is_a_telemetry_error():
     with pytest.raises(TelemetryError) as err:
         PrometheusSource(f"http://127.0.0.1:{port}", timeout_s=1).sample(Q)
     assert err.value.reason == "Unreachable"
+
+
+def test_prometheus_tls_is_verified_unless_explicitly_turned_off():
+    from heatsched.telemetry.prometheus import PrometheusSource
+
+    assert PrometheusSource("https://prom.example")._prom._session.verify is True
+    assert PrometheusSource("https://prom.example", verify="/etc/ca.pem")._prom._session.verify == "/etc/ca.pem"
+    assert PrometheusSource("https://prom.example", verify=False)._prom._session.verify is False
+
+
+async def test_every_kubernetes_call_carries_a_timeout_and_runs_off_the_default_executor():
+    import threading
+
+    from heatsched.operator_app.kube import API_TIMEOUT_S, call
+
+    seen = {}
+
+    def api_method(name, _request_timeout=None):
+        seen.update(name=name, timeout=_request_timeout, thread=threading.current_thread().name)
+        return name
+    assert await call(api_method, "n1") == "n1"
+    assert seen["timeout"] == API_TIMEOUT_S and seen["thread"].startswith("heatsched-io")
+    await call(api_method, "n2", _request_timeout=3)
+    assert seen["timeout"] == 3

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from heatsched.metrics import AdmissionMetrics
 from heatsched.admission.review import (
     MAX_BODY_BYTES,
     AdmissionRequest,
@@ -122,15 +123,21 @@ async def check_binding(req: AdmissionRequest, lookups: Lookups) -> str | None:
 Check = Callable[[AdmissionRequest, Lookups], Awaitable[str | None]]
 
 
-def make_app(lookups: Lookups, *, timeout_s: float = LOOKUP_TIMEOUT_S) -> web.Application:
+def make_app(lookups: Lookups, *, timeout_s: float = LOOKUP_TIMEOUT_S,
+             metrics: AdmissionMetrics | None = None) -> web.Application:
     """The webhook application (serve it over TLS: kube-apiserver only calls https)."""
 
-    def handler(check: Check, what: str):
+    def count(webhook: str, result: str) -> None:
+        if metrics is not None:
+            metrics.results.labels(webhook, result).inc()
+
+    def handler(check: Check, what: str, webhook: str):
         async def handle(request: web.Request) -> web.Response:
             try:
                 body = await request.read()
                 review = parse_review(body)
             except (ReviewError, web.HTTPRequestEntityTooLarge) as exc:
+                count(webhook, "malformed")
                 return web.json_response({"error": str(exc)}, status=400 if isinstance(exc, ReviewError) else 413)
             req = review.request
             try:
@@ -142,7 +149,9 @@ def make_app(lookups: Lookups, *, timeout_s: float = LOOKUP_TIMEOUT_S) -> web.Ap
                 log.exception("admission %s check failed", what)
                 message = f"cannot check the residency of this {what}: internal error {type(exc).__name__}"
             if message is None:
+                count(webhook, "allowed")
                 return web.Response(body=response(req.uid, allowed=True), content_type=JSON)
+            count(webhook, "refused")
             return web.Response(body=response(req.uid, allowed=False, message=message), content_type=JSON)
         return handle
 
@@ -150,7 +159,7 @@ def make_app(lookups: Lookups, *, timeout_s: float = LOOKUP_TIMEOUT_S) -> web.Ap
         return web.json_response({"status": "ok"})
 
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
-    app.router.add_post("/validate/pods", handler(check_pod, "pod"))
-    app.router.add_post("/validate/bindings", handler(check_binding, "binding"))
+    app.router.add_post("/validate/pods", handler(check_pod, "pod", "pods"))
+    app.router.add_post("/validate/bindings", handler(check_binding, "binding", "bindings"))
     app.router.add_get("/healthz", healthz)
     return app

@@ -41,6 +41,7 @@ from heatsched.extender.wire import (
     encode_priorities,
     to_extender_priority,
 )
+from heatsched.metrics import ExtenderMetrics
 from heatsched.placement.core import (
     DEFAULT_PARAMS,
     MAX_HEAT_WAIT_S,
@@ -71,6 +72,7 @@ def make_app(
     max_heat_wait_s: float = MAX_HEAT_WAIT_S,
     clock: Callable[[], float] = time.time,
     namespace_annotations: Callable[[str], Mapping[str, str] | None] = lambda namespace: None,
+    metrics: ExtenderMetrics | None = None,
 ) -> web.Application:
     """Build the extender application.
 
@@ -81,7 +83,7 @@ def make_app(
     logged and swallowed.
     """
     handlers = _Handlers(snapshot, on_scored, params, max_body_bytes, on_filtered, max_heat_wait_s, clock,
-                         namespace_annotations)
+                         namespace_annotations, metrics)
     app = web.Application(client_max_size=max_body_bytes)
     app.router.add_post("/scheduler/filter", handlers.filter)
     app.router.add_post("/scheduler/prioritize", handlers.prioritize)
@@ -100,6 +102,7 @@ class _Handlers:
         max_heat_wait_s: float = MAX_HEAT_WAIT_S,
         clock: Callable[[], float] = time.time,
         namespace_annotations: Callable[[str], Mapping[str, str] | None] = lambda namespace: None,
+        metrics: ExtenderMetrics | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._on_scored = on_scored
@@ -109,8 +112,25 @@ class _Handlers:
         self._max_heat_wait_s = max_heat_wait_s
         self._clock = clock
         self._namespace_annotations = namespace_annotations
+        self._metrics = metrics
 
     async def filter(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            return await self._filter_call(request)
+        finally:
+            if self._metrics is not None:
+                self._metrics.latency.labels("filter").observe(time.perf_counter() - started)
+
+    async def prioritize(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            return await self._prioritize_call(request)
+        finally:
+            if self._metrics is not None:
+                self._metrics.latency.labels("prioritize").observe(time.perf_counter() - started)
+
+    async def _filter_call(self, request: web.Request) -> web.Response:
         decoded = await self._decode(request)
         if isinstance(decoded, web.Response):
             return decoded
@@ -121,7 +141,7 @@ class _Handlers:
             body = encode_filter_result(error=f"heatsched extender internal error: {type(exc).__name__}: {exc}")
         return web.Response(body=body, content_type=JSON)
 
-    async def prioritize(self, request: web.Request) -> web.Response:
+    async def _prioritize_call(self, request: web.Request) -> web.Response:
         decoded = await self._decode(request)
         if isinstance(decoded, web.Response):
             return decoded
@@ -143,16 +163,34 @@ class _Handlers:
     async def _decode(self, request: web.Request) -> Decoded | web.Response:
         too_big = f"request body over the {self._max} byte limit"
         if request.content_length is not None and request.content_length > self._max:
+            self._count_bad(request)
             return _bad_request(too_big)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
+            self._count_bad(request)
             return _bad_request(too_big)
         try:
             return decode_args(body)
         except WireError as exc:
             log.info("bad request on %s: %s", request.path, exc)
+            self._count_bad(request)
             return _bad_request(str(exc))
+
+    def _count_bad(self, request: web.Request) -> None:
+        if self._metrics is not None:
+            self._metrics.bad.labels(request.path.rsplit("/", 1)[-1]).inc()
+
+    def _count_outcomes(self, result: FilterResult) -> None:
+        if self._metrics is None:
+            return
+        nodes = self._metrics.nodes
+        nodes.labels("feasible").inc(len(result.feasible))
+        nodes.labels("heat").inc(len(result.failed))
+        nodes.labels("relaxed").inc(len(result.relaxed))
+        unknown = sum(1 for r in result.unresolvable.values() if r.endswith("cannot be verified"))
+        nodes.labels("unknown_node").inc(unknown)
+        nodes.labels("residency").inc(len(result.unresolvable) - unknown)
 
     def _filter(self, decoded: Decoded) -> bytes:
         args = decoded.args
@@ -162,6 +200,8 @@ class _Handlers:
         except ResidencyError as exc:
             reason = str(exc)
             unresolvable = dict.fromkeys(names, reason)
+            if self._metrics is not None:
+                self._metrics.nodes.labels("residency").inc(len(names))
             if args.cache_capable:
                 return encode_filter_result(node_names=[], unresolvable=unresolvable)
             return encode_filter_result(nodes=[], unresolvable=unresolvable)
@@ -177,6 +217,7 @@ class _Handlers:
             created if created.tzinfo else created.replace(tzinfo=timezone.utc)).timestamp()
         result = filter_nodes(pod, names, self._snapshot(), reported_countries=reported, waited_s=waited,
                               max_heat_wait_s=self._max_heat_wait_s)
+        self._count_outcomes(result)
         if result.relaxed and self._on_filtered is not None:
             try:
                 self._on_filtered(args.pod.metadata.uid, result)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from kubernetes import client
 
-from heatsched.operator_app.kube import API_TIMEOUT_S, call
+from heatsched.operator_app.kube import API_TIMEOUT_S, blocking
 from heatsched.placement.audit import audit
 from heatsched.placement.model import COUNTRY_LABEL
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, format_residency
@@ -46,9 +46,9 @@ async def run(store: Any, api: client.ApiClient, interval_s: float) -> None:
     core, storage = client.CoreV1Api(api), client.StorageV1Api(api)
     while True:
         try:
-            claims = await call(_items, core.list_persistent_volume_claim_for_all_namespaces)
-            volumes = await call(_items, core.list_persistent_volume)
-            classes = await call(_items, storage.list_storage_class)
+            claims = await blocking(_items, core.list_persistent_volume_claim_for_all_namespaces)
+            volumes = await blocking(_items, core.list_persistent_volume)
+            classes = await blocking(_items, storage.list_storage_class)
             store.audit = audit_counts(store, claims, volumes, classes)
         except asyncio.CancelledError:
             raise

@@ -17,7 +17,8 @@ def _run(args: argparse.Namespace) -> int:
     for noisy in ("kopf.objects", "kopf.activities.probe", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = OperatorConfig(
-        prometheus_url=args.prometheus_url, extender_host=args.extender_host, extender_port=args.extender_port,
+        prometheus_url=args.prometheus_url,
+        prometheus_verify=False if args.prometheus_insecure_skip_verify else (args.prometheus_ca_file or True), extender_host=args.extender_host, extender_port=args.extender_port,
         webhook_host=args.webhook_host, webhook_port=args.webhook_port,
         webhook_public_host=args.webhook_public_host, webhook_cert_dir=args.webhook_cert_dir,
         webhook_url=args.webhook_url, manage_webhook_configs=not args.no_manage_webhooks,
@@ -47,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "kube-scheduler extender and the admission webhook.")
     p.add_argument("--kubeconfig", help="kubeconfig to use (default: in-cluster, then ~/.kube/config)")
     p.add_argument("--prometheus-url", default="http://127.0.0.1:9090", help="Prometheus base URL")
+    p.add_argument("--prometheus-ca-file", metavar="PATH",
+                   help="CA bundle that signs an https Prometheus's certificate (default: the system CAs)")
+    p.add_argument("--prometheus-insecure-skip-verify", action="store_true",
+                   help="do not verify an https Prometheus's certificate (not for production)")
     p.add_argument("--extender-host", default="127.0.0.1", help="extender listen address")
     p.add_argument("--extender-port", type=int, default=8888, help="extender port (0 disables it)")
     p.add_argument("--webhook-host", default="127.0.0.1", help="admission webhook listen address")

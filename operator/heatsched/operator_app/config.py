@@ -12,6 +12,7 @@ DRIFT_POLICIES = ("flag", "evict")
 class OperatorConfig:
     prometheus_url: str = "http://127.0.0.1:9090"
     prometheus_timeout_s: float = 3.0
+    prometheus_verify: bool | str = True  # TLS: system CAs, a CA bundle path, or False (explicitly insecure)
     extender_host: str = "127.0.0.1"
     extender_port: int = 8888  # 0 disables the extender server
     webhook_host: str = "127.0.0.1"

@@ -30,7 +30,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from heatsched.models import API_VERSION, HEATSITE_KIND, FuelStatus, HeatSite, expand_query
-from heatsched.operator_app.kube import API_TIMEOUT_S, EVENT_NAMESPACE, call, post_event
+from heatsched.operator_app.kube import EVENT_NAMESPACE, blocking, call, post_event
 from heatsched.operator_app.store import FuelPod, Store
 from heatsched.placement.model import FUEL_SITE_LABEL, SITE_LABEL, SiteView
 from heatsched.planning.fuel import (
@@ -217,7 +217,7 @@ class FuelController:
         """A guard query's value, or None (the guard then keeps fuel off) on any telemetry problem."""
         q = expand_query(query, site.name).replace("$country", site.spec.country)
         try:
-            sample = await call(self.source.sample, q)
+            sample = await blocking(self.source.sample, q)
         except TelemetryError as exc:
             log.info("fuel guard query for %s failed: %s", site.name, exc)
             return None
@@ -235,7 +235,7 @@ class FuelController:
             body = fuel_pod_body(site, state.reserved)
             for _ in range(min(MAX_CHANGES, want - len(pods) - len(state.unseen))):
                 try:
-                    made = await self._call(self.core.create_namespaced_pod, fuel.namespace, body)
+                    made = await call(self.core.create_namespaced_pod, fuel.namespace, body)
                     state.unseen[made.metadata.name] = now
                 except ApiException as exc:  # e.g. the namespace or the PriorityClass is missing
                     log.warning("cannot create fuel pod for %s in %s: %s %s", site.name, fuel.namespace,
@@ -249,7 +249,7 @@ class FuelController:
     async def _delete(self, pods: list[FuelPod]) -> None:
         for p in pods[:MAX_CHANGES]:
             try:
-                await self._call(self.core.delete_namespaced_pod, p.name, p.namespace, grace_period_seconds=5)
+                await call(self.core.delete_namespaced_pod, p.name, p.namespace, grace_period_seconds=5)
             except ApiException as exc:
                 if exc.status != 404:
                     log.warning("cannot delete fuel pod %s/%s: %s", p.namespace, p.name, exc.reason)
@@ -261,7 +261,3 @@ class FuelController:
         heatsite = client.V1ObjectReference(api_version=API_VERSION, kind=HEATSITE_KIND, name=site.name, uid=site.uid)
         await post_event(self.core, EVENT_NAMESPACE, heatsite, reason, message, name_prefix=f"{site.name}.fuel.")
 
-    @staticmethod
-    async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("_request_timeout", API_TIMEOUT_S)
-        return await call(fn, *args, **kwargs)

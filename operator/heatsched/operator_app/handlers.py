@@ -31,7 +31,7 @@ from heatsched.models import (
 )
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.operator_app.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
-from heatsched.operator_app.kube import API_TIMEOUT_S, call, post_event
+from heatsched.operator_app.kube import blocking, call, post_event
 from heatsched.placement.audit import API_VOLUMES, NODE_LOCAL_VOLUMES, volume_type
 from heatsched.operator_app.store import FuelPod, ResidentPod, Store
 from heatsched.placement.model import COUNTRY_LABEL, FUEL_SITE_LABEL
@@ -162,8 +162,7 @@ class Operator:
     async def evict(self, drift, pod: client.V1ObjectReference) -> None:
         body = client.V1Eviction(metadata=client.V1ObjectMeta(name=drift.pod.name, namespace=drift.pod.namespace))
         try:
-            await call(self.core.create_namespaced_pod_eviction, drift.pod.name, drift.pod.namespace, body,
-                       _request_timeout=API_TIMEOUT_S)
+            await call(self.core.create_namespaced_pod_eviction, drift.pod.name, drift.pod.namespace, body)
         except ApiException as exc:
             if exc.status == 404:
                 return
@@ -183,13 +182,13 @@ class Operator:
             return
         query = expand_query(site.spec.telemetry.temperature_query, name)
         try:
-            sample = await call(self.source.sample, query)
+            sample = await blocking(self.source.sample, query)
             store.set_reading(name, Reading(sample.value, sample.at))
         except TelemetryError as exc:
             store.set_reading(name, None, (exc.reason, exc.message))
         for d in [d for d in store.demands.values() if d.spec.site_ref == name and d.spec.live_query]:
             try:
-                live = await call(self.source.sample, expand_query(d.spec.live_query, name, d.name))
+                live = await blocking(self.source.sample, expand_query(d.spec.live_query, name, d.name))
                 store.live_demand[d.name] = live.value
             except TelemetryError:
                 store.live_demand[d.name] = None

@@ -2,6 +2,12 @@
 
 Why a module of its own: the handlers, the fuel controller and the webhook all call the API the same way and
 post Events the same way; one helper for each keeps how (and with which timeout) in one place.
+
+- `call(fn, ...)`: a Kubernetes API call; it always carries a `_request_timeout` (API_TIMEOUT_S unless the
+  caller gives one), so a hung apiserver connection can never hold a handler forever.
+- `blocking(fn, ...)`: other blocking work (Prometheus, which has its own timeout).
+Both run in the operator's own bounded pool (IO_THREADS threads), never asyncio's default executor, so a burst
+of slow calls cannot starve anything else that uses the default one.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,9 +28,19 @@ EVENT_NAMESPACE = "default"  # Events of cluster-scoped objects (HeatSites) live
 log = logging.getLogger("heatsched.operator")
 
 
+IO_THREADS = 8
+_POOL = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="heatsched-io")
+
+
+async def blocking(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking call in the operator's I/O pool, off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
+
+
 async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking kubernetes-client (or Prometheus) call in the default executor, off the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+    """Run a blocking kubernetes-client call off the event loop, with a request timeout."""
+    kwargs.setdefault("_request_timeout", API_TIMEOUT_S)
+    return await blocking(fn, *args, **kwargs)
 
 
 async def post_event(core: client.CoreV1Api, namespace: str, involved: client.V1ObjectReference, reason: str,
@@ -37,6 +54,6 @@ async def post_event(core: client.CoreV1Api, namespace: str, involved: client.V1
         source=client.V1EventSource(component="heatsched-controller"),
     )
     try:
-        await call(core.create_namespaced_event, namespace, body, _request_timeout=API_TIMEOUT_S)
+        await call(core.create_namespaced_event, namespace, body)
     except ApiException as exc:
         log.warning("cannot post the %s event of %s: %s", reason, involved.name, exc.reason)

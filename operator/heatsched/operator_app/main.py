@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from kubernetes import client, config as kubeconfig
 
 from heatsched.extender.server import make_app
+from heatsched.metrics import AdmissionMetrics, ExtenderMetrics
 from heatsched.operator_app import audit_loop, handlers, webhook
 from heatsched.operator_app.config import OperatorConfig
 from heatsched.operator_app.handlers import Operator
@@ -54,18 +55,24 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
             prefix="heatsched.io", key="last-handled-configuration")
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
+        # every request kopf makes has a timeout too: watches a little over the server's, the rest 30 s
+        settings.watching.client_timeout = 330
+        settings.watching.connect_timeout = 10
+        settings.networking.connect_timeout = 10
+        settings.networking.request_timeout = 30
         # no worker limit: each object's worker holds its slot for idle_timeout after its last event, so a
         # limit of N caps event handling near N / idle_timeout objects per second (64 slots: 10 000 pods took
         # 742 s and 533 MiB; unlimited: 37 s and 171 MiB, benchmarks/bench_operator_memory.py)
         settings.execution.max_workers = 8
         op: Operator = memo.operator
+        metrics = metrics_registry(op.store)
         if cfg.extender_port:
             remember = (lambda uid, ref, scores: op.remember_scores(uid, scores)) if cfg.annotate_placements else None
             relaxed = op.remember_relaxed if cfg.annotate_placements else None
             app = make_app(lambda: op.store.snapshot, on_scored=remember, on_filtered=relaxed,
                            max_heat_wait_s=cfg.max_heat_wait_s,
-                           namespace_annotations=lambda ns: op.store.namespaces.get(ns, ({}, {}))[0])
-            metrics = metrics_registry(op.store)
+                           namespace_annotations=lambda ns: op.store.namespaces.get(ns, ({}, {}))[0],
+                           metrics=ExtenderMetrics(metrics))
 
             async def serve_metrics(_: web.Request) -> web.Response:
                 return web.Response(body=generate_latest(metrics), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -78,7 +85,7 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         if cfg.audit_interval_s > 0:
             memo.audit_task = asyncio.create_task(audit_loop.run(op.store, op.core.api_client, cfg.audit_interval_s))
         if cfg.webhook_port:
-            memo.webhook_runner = await webhook.start(cfg, op)
+            memo.webhook_runner = await webhook.start(cfg, op, AdmissionMetrics(metrics))
             log.info("residency webhook listening on https://%s:%d", cfg.webhook_host, cfg.webhook_port)
 
     @kopf.on.cleanup(registry=registry)
@@ -99,7 +106,8 @@ def run(cfg: OperatorConfig, kubeconfig_path: str | None = None) -> None:
     if kubeconfig_path:
         os.environ["KUBECONFIG"] = kubeconfig_path  # kopf's own login reads it too
     api = api_client(kubeconfig_path)
-    op = Operator(cfg, PrometheusSource(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s), api)
+    op = Operator(cfg, PrometheusSource(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s,
+                                           verify=cfg.prometheus_verify), api)
     registry = build_registry(cfg)
     asyncio.run(kopf.operator(registry=registry, memo=kopf.Memo(operator=op), clusterwide=True,
                               standalone=True))

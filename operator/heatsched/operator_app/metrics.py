@@ -16,13 +16,56 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from heatsched.placement.admission import REFUSED as AUDIT_CODES
+from heatsched.placement.model import ThermalState
 
 
 class StoreCollector(Collector):
     def __init__(self, store: Any) -> None:
         self.store = store
 
+    def sites(self) -> Iterator[GaugeMetricFamily]:
+        views = self.store.snapshot.sites
+        families = {
+            "temperature": GaugeMetricFamily("heatsched_site_temperature_celsius",
+                                             "Last tank temperature of the site (absent when unknown)", labels=["site"]),
+            "age": GaugeMetricFamily("heatsched_site_reading_age_seconds", "Age of the site's last reading",
+                                     labels=["site"]),
+            "demand": GaugeMetricFamily("heatsched_site_demand_watts", "Heat demand of the site now", labels=["site"]),
+            "it": GaugeMetricFamily("heatsched_site_it_load_watts", "Estimated IT power of the site's pods",
+                                    labels=["site"]),
+            "absorbable": GaugeMetricFamily("heatsched_site_absorbable_watts",
+                                            "IT power the tank can take over the next hour on top of the running "
+                                            "load", labels=["site"]),
+            "fuel": GaugeMetricFamily("heatsched_site_fuel_watts", "Electric power of the site's heat fuel pods",
+                                      labels=["site"]),
+            "min": GaugeMetricFamily("heatsched_site_tank_min_celsius", "Legionella floor of the site's tank",
+                                     labels=["site"]),
+            "target": GaugeMetricFamily("heatsched_site_tank_target_celsius", "Target of the site's tank",
+                                        labels=["site"]),
+            "max": GaugeMetricFamily("heatsched_site_tank_max_celsius", "Maximum of the site's tank", labels=["site"]),
+        }
+        state = GaugeMetricFamily("heatsched_site_state", "1 for the site's thermal state, 0 for the others",
+                                  labels=["site", "state"])
+        for name, view in sorted(views.items()):
+            if view.temperature_c is not None:
+                families["temperature"].add_metric([name], view.temperature_c)
+            if view.reading_age_s is not None:
+                families["age"].add_metric([name], view.reading_age_s)
+            families["demand"].add_metric([name], view.demand_kw * 1000)
+            families["it"].add_metric([name], view.it_load_kw * 1000)
+            families["absorbable"].add_metric([name], view.absorbable_kw * 1000)
+            fuel_cores = sum(p.cpu for p in self.store.fuel_pods.get(name, {}).values() if p.node)
+            families["fuel"].add_metric([name], fuel_cores * view.watts_per_cpu)
+            families["min"].add_metric([name], view.tank.min_c)
+            families["target"].add_metric([name], view.tank.target_c)
+            families["max"].add_metric([name], view.tank.max_c)
+            for s in ThermalState:
+                state.add_metric([name, s.value], 1.0 if view.state == s else 0.0)
+        yield from families.values()
+        yield state
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self.sites()
         drift = GaugeMetricFamily(
             "heatsched_residency_drift_pods",
             "Resident pods whose node's trusted country is now missing or outside their residency, by site "

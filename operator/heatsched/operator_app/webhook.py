@@ -24,8 +24,9 @@ from kubernetes.client.rest import ApiException
 
 from heatsched.admission.configuration import CONFIG_NAME, webhook_configuration
 from heatsched.admission.server import LOOKUP_TIMEOUT_S, LookupError_, Lookups, make_app
+from heatsched.metrics import AdmissionMetrics
 from heatsched.operator_app.config import OperatorConfig
-from heatsched.operator_app.kube import API_TIMEOUT_S, call
+from heatsched.operator_app.kube import API_TIMEOUT_S, blocking, call
 from heatsched.placement.model import COUNTRY_LABEL
 
 log = logging.getLogger("heatsched.webhook")
@@ -122,12 +123,12 @@ def _apply_configuration(api: client.ApiClient, body: dict[str, Any]) -> None:
             raise
 
 
-async def start(cfg: OperatorConfig, op: Any) -> web.AppRunner:
+async def start(cfg: OperatorConfig, op: Any, metrics: AdmissionMetrics | None = None) -> web.AppRunner:
     """Serve the webhook on cfg.webhook_host:port (TLS) and point the configuration at it."""
     cafile, certfile, keyfile = certificate(cfg)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(str(certfile), str(keyfile))
-    runner = web.AppRunner(make_app(lookups(op)), access_log=None)
+    runner = web.AppRunner(make_app(lookups(op), metrics=metrics), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, cfg.webhook_host, cfg.webhook_port, ssl_context=tls).start()
     public = cfg.webhook_public_host or cfg.webhook_host
@@ -135,6 +136,6 @@ async def start(cfg: OperatorConfig, op: Any) -> web.AppRunner:
     url = cfg.webhook_url or f"https://{public}:{cfg.webhook_port}"
     if cfg.manage_webhook_configs:
         body = webhook_configuration({"url": url, "caBundle": ca_bundle}, cfg.trusted_binders)
-        await call(_apply_configuration, op.core.api_client, body)
+        await blocking(_apply_configuration, op.core.api_client, body)
         log.info("webhook configuration %s points at %s", CONFIG_NAME, url)
     return runner

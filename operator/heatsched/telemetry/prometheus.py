@@ -17,10 +17,14 @@ from heatsched.telemetry.source import Sample, TelemetryError, parse_instant_vec
 
 
 class PrometheusSource:
-    def __init__(self, url: str, *, timeout_s: float = 3.0) -> None:
+    """`verify`: an https URL's certificate is checked against the system CAs (True), a CA bundle (a path), or
+    not at all (False, only when asked for: `--prometheus-insecure-skip-verify`)."""
+
+    def __init__(self, url: str, *, timeout_s: float = 3.0, verify: bool | str = True) -> None:
         self.url = url
         self.timeout_s = timeout_s
-        self._prom = PrometheusConnect(url=url, disable_ssl=True, retry=Retry(total=0))
+        self._prom = PrometheusConnect(url=url, disable_ssl=verify is False, retry=Retry(total=0))
+        self._prom._session.verify = verify
 
     def _query(self, query: str) -> list:
         try:
