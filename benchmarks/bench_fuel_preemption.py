@@ -6,13 +6,14 @@ fuel runs must be scheduled as fast as on an idle site". On a site full of fuel 
 preemption: kube-scheduler fails the pod, its PostFilter picks fuel victims and deletes them, nominates the
 node, and binds the pod on a later attempt once the victims are gone (kwok removes deleted pods at once, so
 this measures the scheduler's preemption path, not the fuel workload's own shutdown). Meanwhile the
-operator sees its fuel pods vanish and may create new ones, which the default scheduler may bind into the
+controller sees its fuel pods vanish and may create new ones, which the default scheduler may bind into the
 cores just freed. This measures all of it end to end, both conditions in the SAME run on the same cluster.
 
 Set-up (benchmarks/common.py, `fuel=True`): local control plane, CRDs and the 4 example sites, the fuel
 PriorityClass and namespace, `--nodes-per-site` kwok nodes of `--cpu-per-node` CPU in each site's pool,
-Prometheus scraping an exporter, `heatsched operator` with the extender (no webhook: tenant pods carry
-`schedulerName: heat-aware` and the residency annotation themselves). Every French tank is cold (`--cold`,
+Prometheus scraping an exporter, `heatsched controller` (it runs the fuel) and `heatsched placement` with the
+extender (no webhook: tenant pods carry `schedulerName: heat-aware` and the residency annotation themselves; no
+placement annotation, the default), ready once the placement service's /readyz answers 200. Every French tank is cold (`--cold`,
 default 45 °C: the fuel plan wants far more heat than the idle cores give), Frankfurt stays at 70 °C
 (its guard refuses fuel anyway, and residency FR keeps the burst off it). Each French site gets
 `spec.fuel.coresPerPod = --fuel-cores`, fuel disabled until a fuel condition turns it on. Any burst
@@ -23,8 +24,8 @@ Conditions, each in a fresh namespace, the burst created with `--concurrency` re
 - fuel: fuel enabled on the French sites; wait until each runs its whole plan in bound fuel pods (its idle
   cores minus spec.fuel.reservePercent, `--reserve-percent`, CRD default 10 %), then the same burst.
 Before each burst the stack settles (< 0.3 cores busy). A fuel burst then waits until fuel has run `--fuel-age`
-s (default 35: the operator counts a pod it made less than 30 s ago as still there, so fresh fuel would not be
-re-created) plus a random part of the operator's refresh period (`--seed`; `--no-phase`: none), since a
+s (default 35: the controller counts a pod it made less than 30 s ago as still there, so fresh fuel would not be
+re-created) plus a random part of the controller's refresh period (`--seed`; `--no-phase`: none), since a
 refresh during the burst re-creates preempted fuel and real bursts come at any phase. The clock of each pod
 runs from its creation (POST answered) to its binding seen on a watch; the makespan from the first POST to
 the last binding. A watch on the fuel namespace counts the fuel pods preempted (condition DisruptionTarget,
@@ -68,12 +69,12 @@ from bench_scheduling import (  # noqa: E402
     _insecure, _q, _scheduler_request, cpu_snapshot, settle, wait_service_account,
 )
 from common import (  # noqa: E402
-    FUEL_NAMESPACE, ROOT, BenchStack, Kube, KubeError, bench_stack, example_sites, machine_info, pod_body,
-    wait_for,
+    FUEL_NAMESPACE, ROOT, BenchStack, Kube, KubeError, add_process_args, bench_stack, example_sites, machine_info,
+    pod_body, wait_for,
 )
 
 from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER  # noqa: E402
-from heatsched.operator_app.fuel import UNSEEN_TTL_S  # noqa: E402
+from heatsched.controller.fuel import UNSEEN_TTL_S  # noqa: E402
 from heatsched.placement.model import FUEL_SITE_LABEL  # noqa: E402
 
 CONDITIONS = ("idle", "fuel")
@@ -126,7 +127,7 @@ def fill_with_fuel(stack: BenchStack, sites: list[str], cores_per_pod: int, time
         patch_site(stack, site, {"spec": {"fuel": {"enabled": True}}})
 
     def full() -> bool:
-        stack.operator.check()
+        stack.check_heatsched()
         planned = {s: fuel_status(stack, s).get("plannedCores") or 0 for s in sites}
         bound = bound_fuel_per_site(stack, sites)
         return all(planned[s] > 0 and bound[s] * cores_per_pod == planned[s] for s in sites)
@@ -141,12 +142,12 @@ def fill_with_fuel(stack: BenchStack, sites: list[str], cores_per_pod: int, time
 
 
 def remove_fuel(stack: BenchStack, sites: list[str], timeout: float) -> None:
-    """Fuel off at `sites`: wait until the operator plans 0 cores (so it creates no more), then force-delete
+    """Fuel off at `sites`: wait until the controller plans 0 cores (so it creates no more), then force-delete
     what is left instead of waiting for its 50 deletions per refresh."""
     for site in sites:
         patch_site(stack, site, {"spec": {"fuel": {"enabled": False}}})
     wait_for(lambda: all(fuel_status(stack, s).get("plannedCores") == 0 for s in sites), timeout, 0.5,
-             what="the operator plans 0 fuel cores at every site")
+             what="the controller plans 0 fuel cores at every site")
     asyncio.run(_force_delete_fuel(stack))
     wait_for(lambda: not stack.get(f"/api/v1/namespaces/{FUEL_NAMESPACE}/pods")["items"], 120, 0.5,
              what="every fuel pod gone")
@@ -297,7 +298,7 @@ async def burst(stack: BenchStack, args: argparse.Namespace) -> dict:
                 await asyncio.wait_for(watcher, args.timeout)
             except asyncio.TimeoutError:
                 raise TimeoutError(f"only {len(bound)}/{len(names)} burst pods bound after {args.timeout:.0f} s "
-                                   f"(see the heat-aware scheduler and operator logs)") from None
+                                   f"(see the heat-aware scheduler, controller and placement logs)") from None
             finally:
                 await asyncio.sleep(0.2)  # the last victims' events, if still in flight
                 fuel_watcher.cancel()
@@ -363,7 +364,7 @@ def run_condition(stack: BenchStack, condition: str, args: argparse.Namespace, f
         raise RuntimeError(f"idle condition but {len(pods)} fuel pods exist")
     settled_s = asyncio.run(settle(stack.services()))
     if condition == "fuel":
-        # Fuel that has run a while, not fuel just made: the operator counts a pod it created less than
+        # Fuel that has run a while, not fuel just made: the controller counts a pod it created less than
         # UNSEEN_TTL_S ago and no longer sees as still there (it may not have reached its watch yet), so
         # right after the fill it would not re-create preempted pods. And a burst arrives at any point of
         # the refresh cycle (a refresh during the burst re-creates preempted fuel): a random phase.
@@ -436,19 +437,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="patch spec.fuel.reservePercent of the French sites (share of their cores fuel leaves "
                         "free; default: the CRD default, 10 %%)")
     parser.add_argument("--fuel-age", type=float, default=UNSEEN_TTL_S + 5.0,
-                        help="seconds fuel runs after the fill before the burst (default: the operator's "
+                        help="seconds fuel runs after the fill before the burst (default: the controller's "
                         "UNSEEN_TTL_S + 5, so that it re-creates preempted fuel as it would in steady state)")
     parser.add_argument("--no-phase", dest="phase", action="store_false",
                         help="start each fuel burst right after the fill instead of at a random point (uniform "
-                        "over one refresh period) of the operator's refresh cycle")
+                        "over one refresh period) of the controller's refresh cycle")
     parser.add_argument("--seed", type=int, default=1, help="seed of the random burst phases")
     parser.add_argument("--concurrency", type=int, default=16, help="pod creations in flight")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for one burst to be bound")
     parser.add_argument("--fill-timeout", type=float, default=300.0, help="seconds for fuel to fill the sites")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy every component's log there before teardown")
-    parser.add_argument("--operator-arg", action="append", default=[], metavar="ARG",
-                        help="extra `heatsched operator` argument")
+    add_process_args(parser)
     args = parser.parse_args(argv)
     args.residency = args.residency or None
     if args.rounds < 1 or args.burst < 1 or args.nodes_per_site < 1:
@@ -469,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     rng = random.Random(args.seed)
     t_start = time.monotonic()
-    with bench_stack(len(sites) * args.nodes_per_site, extender=True, operator_args=args.operator_arg,
+    with bench_stack(len(sites) * args.nodes_per_site, extender=True, controller_args=args.controller_arg,
+                     placement_args=args.placement_arg,
                      keep_logs=Path(args.keep_logs) if args.keep_logs else None, node_cpu=str(args.cpu_per_node),
                      temperatures=temperatures, fuel=True) as st:
         for site in fr_sites:

@@ -1,21 +1,25 @@
-"""Resident memory of the operator process watching 1 000 nodes and 10 000 pods (goal: <= 200 MiB).
+"""Resident memory of heatsched's two processes watching 1 000 nodes and 10 000 pods (goal: <= 200 MiB each).
 
-Why: the operator keeps an in-memory picture of the cluster (every node's labels, every bound pod's CPU)
-and kopf keeps per-object state for every object it watches, so its memory grows with the cluster. This
-measures it on a real apiserver: the same stack as bench_scheduling.py (benchmarks/common.py), then
-10 000 pods created already bound (spec.nodeName, round-robin over the nodes: the fastest way to load the
-operator; no scheduler involved), and the operator's VmRSS sampled from /proc/<pid>/status every 0.5 s.
+Why: both processes keep an in-memory picture of the cluster, so their memory grows with it: the controller
+(`heatsched controller`) every node's labels and every bound pod's CPU, plus kopf's per-object state for every
+object it watches; the placement service (`heatsched placement`) its own list+watch view of HeatSites, Nodes,
+Namespaces and Pods. This measures them on a real apiserver: the same stack as bench_scheduling.py
+(benchmarks/common.py; ready once the placement service's /readyz answers 200), then 10 000 pods created
+already bound (spec.nodeName, round-robin over the nodes: the fastest way to load both processes; no
+scheduler involved), and each process's VmRSS sampled from /proc/<pid>/status every 0.5 s (both at once).
 
-Reported: RSS with the nodes only (before pods), peak while the pods arrive (max sample, and the kernel's
-VmHWM), the time until the operator has seen every pod (each site's status.itLoadKW equals the load the
-pods imply: pods × CPU × wattsPerCPU + nodes × idleWattsPerNode), and the steady RSS --steady seconds later.
+Reported per process, and for the two together: RSS with the nodes only (before pods), peak while the pods
+arrive (max sample, and the kernel's VmHWM per process), the steady RSS --steady seconds later; and the time
+until the controller has seen every pod (each site's status.itLoadKW equals the load the pods imply:
+pods × CPU × wattsPerCPU + nodes × idleWattsPerNode). The goal holds for each process (each runs in its own
+pod with its own memory limit).
 
     .venv/bin/python benchmarks/bench_operator_memory.py
     .venv/bin/python benchmarks/bench_operator_memory.py --nodes 200 --pods 2000 --steady 20   # quick check
     .venv/bin/python benchmarks/bench_operator_memory.py --tracemalloc 25 --json out.json    # where it goes
 
---tracemalloc N runs the operator under tracemalloc (N frames; slower, and tracing itself costs memory,
-so its RSS is not the figure to report) and prints the top allocation sites at steady state.
+--tracemalloc N runs both processes under tracemalloc (N frames; slower, and tracing itself costs memory,
+so their RSS is not the figure to report) and prints each one's top allocation sites at steady state.
 Not a pytest test: the figures depend on the machine.
 """
 
@@ -23,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import shutil
 import statistics
+import tempfile
 import sys
 import threading
 import time
@@ -32,35 +37,39 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    BenchStack, Kube, arg_parser, bench_stack, cpu_seconds, instrument_dump, instrumented_operator, machine_info, pod_body,
-    proc_status_kib, wait_for,
+    BenchStack, Kube, arg_parser, bench_stack, cpu_seconds, instrument_dump, instrument_report_path, instrumented,
+    machine_info, pod_body, proc_status_kib, wait_for,
 )
 
-GOAL_MIB = 200.0
+GOAL_MIB = 200.0  # per process
 POD_CPU = 0.1  # cores per pod ("100m")
+TOTAL = "total"  # the processes' RSS summed, sample by sample
+
 
 class RssSampler(threading.Thread):
-    """Samples VmRSS of one pid every `interval` seconds into (monotonic time, MiB) pairs."""
+    """Samples VmRSS of every named pid, all at once, every `interval` seconds into (monotonic time,
+    {name: MiB, ..., TOTAL: MiB}) pairs (a sample is kept only if every pid answered)."""
 
-    def __init__(self, pid: int, interval: float = 0.5) -> None:
+    def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
         super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
-        self.samples: list[tuple[float, float]] = []
+        self.pids, self.interval = pids, interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
         self.stop_event = threading.Event()
 
     def run(self) -> None:
         while not self.stop_event.is_set():
-            kib = proc_status_kib(self.pid)
-            if kib is not None:
-                self.samples.append((time.monotonic(), kib / 1024))
+            kib = {name: proc_status_kib(pid) for name, pid in self.pids.items()}
+            if all(v is not None for v in kib.values()):
+                mib = {name: v / 1024 for name, v in kib.items()}
+                self.samples.append((time.monotonic(), {**mib, TOTAL: sum(mib.values())}))
             self.stop_event.wait(self.interval)
 
-    def between(self, t0: float, t1: float) -> list[float]:
-        return [mib for t, mib in self.samples if t0 <= t <= t1]
+    def between(self, t0: float, t1: float, name: str) -> list[float]:
+        return [mib[name] for t, mib in self.samples if t0 <= t <= t1]
 
 
 def expected_it_load(stack: BenchStack, pods_per_node: dict[str, int]) -> dict[str, float]:
-    """status.itLoadKW each site must show once the operator has counted every pod."""
+    """status.itLoadKW each site must show once the controller has counted every pod."""
     out = {}
     for site in stack.sites:
         power = stack.get(f"/apis/heatsched.io/v1alpha1/heatsites/{site}")["spec"]["power"]
@@ -70,7 +79,7 @@ def expected_it_load(stack: BenchStack, pods_per_node: dict[str, int]) -> dict[s
     return out
 
 
-def operator_has_seen(stack: BenchStack, expected: dict[str, float]) -> bool:
+def controller_has_seen(stack: BenchStack, expected: dict[str, float]) -> bool:
     got = {s: (stack.get(f"/apis/heatsched.io/v1alpha1/heatsites/{s}").get("status") or {}).get("itLoadKW")
            for s in stack.sites}
     return all(got[s] is not None and abs(got[s] - kw) <= max(0.02, 0.01 * kw) for s, kw in expected.items())
@@ -100,67 +109,88 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds of sampling before the pods")
     parser.add_argument("--steady", type=float, default=60.0, help="seconds after every pod is seen")
     parser.add_argument("--seen-timeout", type=float, default=1800.0,
-                        help="seconds to wait for the operator to count every pod")
+                        help="seconds to wait for the controller to count every pod")
     parser.add_argument("--tracemalloc", type=int, metavar="FRAMES", default=0,
-                        help="run the operator under tracemalloc and print the top allocation sites")
+                        help="run both heatsched processes under tracemalloc and print their top allocation sites")
     args = parser.parse_args(argv)
 
-    trace_out = Path(f"/tmp/heatsched-tracemalloc-{os.getpid()}.txt")
-    python_argv = instrumented_operator("tracemalloc", trace_out, args.tracemalloc) if args.tracemalloc else None
+    trace_dir = Path(tempfile.mkdtemp(prefix="heatsched-tracemalloc-")) if args.tracemalloc else None
+    python_argv = instrumented("tracemalloc", trace_dir, args.tracemalloc) if trace_dir else None
     result: dict = {}
-    with bench_stack(args.nodes, extender=True, operator_python=python_argv, operator_args=args.operator_arg,
+    with bench_stack(args.nodes, extender=True, heatsched_python=python_argv, controller_args=args.controller_arg,
+                     placement_args=args.placement_arg,
                      keep_logs=Path(args.keep_logs) if args.keep_logs else None) as st:
-        pid = st.operator.pid
-        sampler = RssSampler(pid)
+        pids = {svc.name: svc.pid for svc in st.heatsched()}
+        names = [*pids, TOTAL]
+        sampler = RssSampler(pids)
         sampler.start()
         try:
             print(f"stack ready: {args.nodes} nodes; set-up "
                   + ", ".join(f"{k} {v:.0f} s" for k, v in st.setup_s.items()), flush=True)
             t_base = time.monotonic()
             time.sleep(args.baseline)
-            before = statistics.median(sampler.between(t_base, time.monotonic()))
-            print(f"RSS with {args.nodes} nodes, no pods: {before:.1f} MiB", flush=True)
+            before = {n: statistics.median(sampler.between(t_base, time.monotonic(), n)) for n in names}
+            print(f"RSS with {args.nodes} nodes, no pods: {_mib(before)}", flush=True)
 
-            cpu0, t_pods = cpu_seconds(pid), time.monotonic()
+            t_pods = time.monotonic()
+            cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items()}
             create_s, per_node = asyncio.run(create_bound_pods(st, args.pods, args.concurrency))
             print(f"{args.pods} pods created in {create_s:.1f} s ({args.pods / create_s:.0f}/s)", flush=True)
             expected = expected_it_load(st, per_node)
-            wait_for(lambda: operator_has_seen(st, expected), args.seen_timeout, 2.0,
-                     what="operator counted every pod")
+            wait_for(lambda: controller_has_seen(st, expected), args.seen_timeout, 2.0,
+                     what="controller counted every pod")
             t_seen = time.monotonic()
-            seen_s, ingest_cpu = t_seen - t_pods, cpu_seconds(pid) - cpu0
-            print(f"operator has seen every pod {seen_s:.1f} s after the first creation "
-                  f"(operator CPU {ingest_cpu:.1f} s)", flush=True)
+            seen_s = t_seen - t_pods
+            ingest_cpu = {n: round(cpu_seconds(pid) - cpu0[n], 1) for n, pid in pids.items()}
+            print(f"controller has seen every pod {seen_s:.1f} s after the first creation "
+                  f"(CPU s so far: {ingest_cpu})", flush=True)
             time.sleep(args.steady)
             t_end = time.monotonic()
-            steady = statistics.mean(sampler.between(t_end - 5.0, t_end))
-            if args.tracemalloc:
-                result["tracemalloc_top"] = instrument_dump(pid, trace_out)
+            steady = {n: statistics.mean(sampler.between(t_end - 5.0, t_end, n)) for n in names}
+            if trace_dir is not None:
+                result["tracemalloc_top"] = {n: instrument_dump(pid, instrument_report_path(trace_dir, n))
+                                             for n, pid in pids.items()}
         finally:
             sampler.stop_event.set()
             sampler.join()
-        during = sampler.between(t_pods, t_end)
+        peak = {n: max(sampler.between(t_pods, t_end, n)) for n in names}
+        hwm = {n: round((proc_status_kib(pid, "VmHWM") or 0) / 1024, 1) for n, pid in pids.items()}
         result.update({
-            "nodes": args.nodes, "pods": args.pods, "rss_before_mib": round(before, 1),
-            "rss_peak_mib": round(max(during), 1), "vm_hwm_mib": round((proc_status_kib(pid, "VmHWM") or 0) / 1024, 1),
-            "rss_steady_mib": round(steady, 1), "steady_after_s": args.steady, "pods_create_s": round(create_s, 1),
-            "seen_after_s": round(seen_s, 1), "ingest_cpu_s": round(ingest_cpu, 1),
+            "nodes": args.nodes, "pods": args.pods, "processes": list(pids),
+            "rss_before_mib": _round(before), "rss_peak_mib": _round(peak), "vm_hwm_mib": hwm,
+            "rss_steady_mib": _round(steady), "steady_after_s": args.steady, "pods_create_s": round(create_s, 1),
+            "seen_after_s": round(seen_s, 1), "ingest_cpu_s": ingest_cpu,
             "tracemalloc": bool(args.tracemalloc), "setup_s": st.setup_s,
-            "samples": [(round(t - t_base, 1), round(m, 1)) for t, m in sampler.samples if t >= t_base],
+            "samples": [(round(t - t_base, 1), _round(m)) for t, m in sampler.samples if t >= t_base],
         })
 
-    worst = max(result["rss_peak_mib"], result["rss_steady_mib"])
-    print(f"\noperator RSS: before pods {result['rss_before_mib']} MiB, peak {result['rss_peak_mib']} MiB "
-          f"(VmHWM {result['vm_hwm_mib']}), steady {result['rss_steady_mib']} MiB {args.steady:.0f} s after "
-          f"every pod was seen; goal <= {GOAL_MIB:.0f} MiB: {'met' if worst <= GOAL_MIB else 'NOT met'}")
-    if args.tracemalloc:
-        print("\n" + result["tracemalloc_top"])
-        trace_out.unlink(missing_ok=True)
+    worst = {n: max(result["rss_peak_mib"][n], result["rss_steady_mib"][n]) for n in pids}
+    met = all(v <= GOAL_MIB for v in worst.values())
+    print()
+    for n in names:
+        vm_hwm = f" (VmHWM {result['vm_hwm_mib'][n]})" if n in result["vm_hwm_mib"] else ""
+        print(f"{n + ' RSS:':<16} before pods {result['rss_before_mib'][n]} MiB, peak {result['rss_peak_mib'][n]} MiB"
+              f"{vm_hwm}, steady {result['rss_steady_mib'][n]} MiB {args.steady:.0f} s after every pod was seen")
+    print(f"goal <= {GOAL_MIB:.0f} MiB per process: {'met' if met else 'NOT met'} "
+          f"(worst: {', '.join(f'{n} {v} MiB' for n, v in worst.items())})")
+    if trace_dir is not None:
+        for n, report in result["tracemalloc_top"].items():
+            print(f"\n== {n} ==\n{report}")
+        shutil.rmtree(trace_dir, ignore_errors=True)
     if args.json:
-        out = {"meta": {**machine_info(), "command": " ".join(sys.argv), "goal_mib": GOAL_MIB}, "result": result}
+        out = {"meta": {**machine_info(), "command": " ".join(sys.argv), "goal_mib_per_process": GOAL_MIB},
+               "result": result}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0
+
+
+def _round(mib: dict[str, float]) -> dict[str, float]:
+    return {n: round(v, 1) for n, v in mib.items()}
+
+
+def _mib(mib: dict[str, float]) -> str:
+    return ", ".join(f"{n} {v:.1f} MiB" for n, v in mib.items())
 
 
 if __name__ == "__main__":

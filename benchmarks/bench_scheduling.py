@@ -1,15 +1,18 @@
 """Scheduling throughput of the real kube-scheduler at 1 000 kwok nodes: heat-aware profile vs vanilla.
 
 Why: the heat-aware profile makes kube-scheduler call the extender (filter + prioritize over HTTP) for
-every pod, and the extender shares its event loop with the operator, which watches every pod. This
+every pod, and the extender (`heatsched placement`) shares its event loop with its own watches, one of
+them on every pod; `heatsched controller` watches every pod too, on the same machine. This
 measures what that costs end to end, both schedulers in the SAME run on the same cluster, as a ratio
 (goal: heat-aware / vanilla >= 0.5; a Go extender in kubernetes-sigs measured 111 vs 991 pods/s at 500 nodes).
 
 Set-up (benchmarks/common.py): local control plane (etcd, kube-apiserver, controller-manager, kwok, the
 `default-scheduler` and `heat-aware` kube-schedulers), CRDs and the 4 example sites, N kwok nodes spread
 round-robin over the sites' pools, Prometheus scraping an exporter with one temperature per site (Cold,
-Heating, Comfortable, Saturated), and `heatsched operator` with the extender on the port the heat-aware
-scheduler calls (no webhook: pods carry schedulerName and the residency annotation themselves).
+Heating, Comfortable, Saturated), `heatsched controller`, and `heatsched placement` with the extender on the
+port the heat-aware scheduler calls (no webhook: pods carry schedulerName and the residency annotation
+themselves; no heatsched.io/placement annotation, the default: --placement-arg=--annotate-placements measures
+it). Measuring starts once the placement service's /readyz answers 200.
 
 A round: a fresh namespace, a watch opened on it, then P pods created with C requests in flight; the
 clock runs from the first creation to the last binding seen on the watch. Rounds alternate vanilla and
@@ -46,8 +49,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    BenchStack, Kube, arg_parser, bench_stack, cpu_seconds, instrument_dump, instrumented_operator, machine_info, pod_body,
-    proc_status_kib,
+    BenchStack, Kube, arg_parser, bench_stack, cpu_seconds, instrument_dump, instrument_report_path, instrumented,
+    machine_info, pod_body, proc_status_kib,
 )
 
 from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER  # noqa: E402
@@ -138,9 +141,10 @@ async def settle(pids: dict[str, int], *, below_cores: float = 0.3, timeout: flo
 
 class RoundProbes:
     """What runs only while pods are being scheduled: a probe timing GET /healthz on the extender every
-    50 ms (how long a request waits for the operator's event loop); with --profile-operator, a cProfile
-    of that loop (restarted when the clock starts, written when the last pod is bound); with --pprof, a
-    Go CPU profile of the measured kube-scheduler (its /debug/pprof, the first --pprof-seconds)."""
+    50 ms (how long a request waits for the placement service's event loop); with --profile-operator, a
+    cProfile of the event loop of each heatsched process, controller and placement (restarted when the clock
+    starts, written when the last pod is bound); with --pprof, a Go CPU profile of the measured
+    kube-scheduler (its /debug/pprof, the first --pprof-seconds)."""
 
     def __init__(self, stack: BenchStack, args: argparse.Namespace, profile: str, label: str) -> None:
         self.stack, self.label = stack, label
@@ -153,7 +157,8 @@ class RoundProbes:
 
     def start(self) -> None:
         if self.profile_dir is not None:
-            os.kill(self.stack.operator.pid, signal.SIGUSR2)
+            for svc in self.stack.heatsched():
+                os.kill(svc.pid, signal.SIGUSR2)
         self._threads = [threading.Thread(target=self._probe, daemon=True)]
         if self.pprof_dir is not None:
             self._threads.append(threading.Thread(target=self._pprof, daemon=True))
@@ -172,8 +177,9 @@ class RoundProbes:
         for t in self._threads:
             t.join()
         if self.profile_dir is not None:
-            report = instrument_dump(self.stack.operator.pid, self.profile_dir / "report.txt")
-            (self.profile_dir / f"{self.label}.txt").write_text(report)
+            for svc in self.stack.heatsched():
+                report = instrument_dump(svc.pid, instrument_report_path(self.profile_dir, svc.name))
+                (self.profile_dir / f"{self.label}.{svc.name}.txt").write_text(report)
 
     def _probe(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.stack.extender_port, timeout=10)
@@ -247,7 +253,7 @@ async def schedule_pods(kube: Kube, profile: str, n_pods: int, *, args: argparse
             await asyncio.wait_for(watcher, args.timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(f"{profile}: only {len(bound)}/{n_pods} pods bound after {args.timeout:.0f} s "
-                               f"(see the scheduler and operator logs)") from None
+                               f"(see the scheduler, controller and placement logs)") from None
         finally:
             probes.stop()
         cpu1, window = cpu_snapshot(pids), time.monotonic() - t0
@@ -312,15 +318,16 @@ def measured_round(stack: BenchStack, profile: str, mode: str, n_pods: int, args
     row = summarise(asyncio.run(go()), node_site)
     m1 = scheduler_metrics(stack, profile)
     row.update(profile=profile, mode=mode, attempt_ms=mean_ms(m0, m1, SCHEDULER_HISTOGRAMS[0]),
-               algorithm_ms=mean_ms(m0, m1, SCHEDULER_HISTOGRAMS[1]), operator_rss_mib=_rss_mib(stack),
+               algorithm_ms=mean_ms(m0, m1, SCHEDULER_HISTOGRAMS[1]),
+               **{f"{svc.name}_rss_mib": _rss_mib(svc.pid) for svc in stack.heatsched()},
                load_avg=round(os.getloadavg()[0], 2), **probes.summary(),
                attempts={k.split(":", 1)[1]: int(m1[k][1] - m0.get(k, (0.0, 0.0))[1])
                          for k in m1 if k.startswith("attempts:")})
     return row
 
 
-def _rss_mib(stack: BenchStack) -> float | None:
-    kib = proc_status_kib(stack.operator.pid) if stack.operator else None
+def _rss_mib(pid: int) -> float | None:
+    kib = proc_status_kib(pid)
     return round(kib / 1024, 1) if kib else None
 
 
@@ -370,17 +377,19 @@ def main(argv: list[str] | None = None) -> int:
                         "for each round there (`go tool pprof -top FILE` reads it)")
     parser.add_argument("--pprof-seconds", type=int, default=5, help="length of each --pprof profile")
     parser.add_argument("--profile-operator", metavar="DIR",
-                        help="run the operator under cProfile; write its event loop's profile of each round there")
+                        help="run both heatsched processes (controller, placement) under cProfile; write each one's "
+                        "event loop profile of each round there (<round>.controller.txt, <round>.placement.txt)")
     args = parser.parse_args(argv)
     args.residency = args.residency or None
-    operator_python = None
+    heatsched_python = None
     if args.profile_operator:
         Path(args.profile_operator).mkdir(parents=True, exist_ok=True)
-        operator_python = instrumented_operator("cprofile", Path(args.profile_operator) / "report.txt", 60)
+        heatsched_python = instrumented("cprofile", Path(args.profile_operator), 60)
 
     rows: list[dict] = []
     t_start = time.monotonic()
-    with bench_stack(args.nodes, extender=True, operator_python=operator_python, operator_args=args.operator_arg,
+    with bench_stack(args.nodes, extender=True, heatsched_python=heatsched_python,
+                     controller_args=args.controller_arg, placement_args=args.placement_arg,
                      keep_logs=Path(args.keep_logs) if args.keep_logs else None) as st:
         print(f"stack ready: {args.nodes} nodes, sites {st.sites}; set-up "
               + ", ".join(f"{k} {v:.0f} s" for k, v in st.setup_s.items()), flush=True)

@@ -3,8 +3,8 @@ bench_fuel_preemption.py).
 
 Why a harness of its own: both benchmarks need the same stack, built the way an admin runs it (the local
 control plane, `kubectl apply -f crds/ -f examples/`, kwok nodes in each site's pool, a real Prometheus
-scraping an exporter, the operator as a real process), but at 1 000 nodes, which the e2e Stack (2 nodes
-per site, webhook on) is not made for. And they need an apiserver client fast enough not to be the
+scraping an exporter, heatsched's two processes, `heatsched controller` and `heatsched placement`, as real
+processes), but at 1 000 nodes, which the e2e Stack (2 nodes per site, webhook on) is not made for. And they need an apiserver client fast enough not to be the
 bottleneck: the kubernetes client spends about a millisecond deserialising each pod, so the hot path
 (creating thousands of pods, watching their bindings) uses aiohttp and plain JSON instead.
 
@@ -36,10 +36,10 @@ import yaml
 
 from heatsched.cluster.controlplane import ControlPlane
 from heatsched.cluster.kwoknodes import kwok_node
-from heatsched.cluster.procs import Service, log_tail
+from heatsched.cluster.procs import Service, free_port, log_tail
 from heatsched.cluster.prometheus import PrometheusServer
 from heatsched.cluster.toolchain import Toolchain
-from heatsched.operator_app.fuel import priority_class
+from heatsched.controller.fuel import priority_class
 from heatsched.placement.model import COUNTRY_LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +55,7 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BENCH_STATE = Path.home() / ".heatsched" / "bench"
 FUEL_NAMESPACE = "heatsched-fuel"  # spec.fuel.namespace of the example sites (the FuelSpec default)
+LEASE_NAMESPACE = "default"  # namespace of the controller's leader-election Lease (one local replica)
 
 
 class KubeError(RuntimeError):
@@ -200,9 +201,18 @@ def arg_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=16, help="pod creations in flight")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy every component's log there before teardown")
-    parser.add_argument("--operator-arg", action="append", default=[], metavar="ARG",
-                        help="extra `heatsched operator` argument, e.g. --operator-arg=--no-placement-annotations")
+    add_process_args(parser)
     return parser
+
+
+def add_process_args(parser: argparse.ArgumentParser) -> None:
+    """--controller-arg / --placement-arg: extra arguments of the two heatsched processes."""
+    parser.add_argument("--controller-arg", action="append", default=[], metavar="ARG",
+                        help="extra `heatsched controller` argument (repeatable), e.g. --controller-arg=--no-fuel")
+    parser.add_argument("--placement-arg", action="append", default=[], metavar="ARG",
+                        help="extra `heatsched placement` argument (repeatable), e.g. "
+                        "--placement-arg=--annotate-placements to also measure the per-pod placement annotation "
+                        "(off by default)")
 
 
 def machine_info() -> dict:
@@ -224,8 +234,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 # Runs `heatsched` with an in-process profiler; SIGUSR2 (re)starts it, SIGUSR1 writes its report to a file.
-# kind "cprofile": cProfile of the main thread (the event loop: kopf, extender; not the executor threads);
-# kind "tracemalloc": allocation sites (N frames) of every thread.
+# kind "cprofile": cProfile of the main thread (the event loop: kopf in the controller, the extender and the
+# watches in the placement service; not the executor threads); kind "tracemalloc": allocation sites (N frames)
+# of every thread.
 INSTRUMENTED_MAIN = r"""
 import io, pstats, runpy, signal, sys
 kind, out, frames = sys.argv.pop(1), sys.argv.pop(1), int(sys.argv.pop(1))
@@ -274,13 +285,22 @@ runpy.run_module("heatsched.cli", run_name="__main__", alter_sys=True)
 """
 
 
-def instrumented_operator(kind: str, out: Path, depth: int) -> list[str]:
-    """Python argv that runs `heatsched` under `kind` ("cprofile" or "tracemalloc"), see INSTRUMENTED_MAIN."""
-    return [sys.executable, "-c", INSTRUMENTED_MAIN, kind, str(out), str(depth)]
+PROCESSES = ("controller", "placement")  # heatsched's two processes, as `heatsched <name>`
+
+
+def instrumented(kind: str, out_dir: Path, depth: int) -> dict[str, list[str]]:
+    """Python argv per heatsched process that runs it under `kind` ("cprofile" or "tracemalloc", see
+    INSTRUMENTED_MAIN), each writing its report to `out_dir`/<process>-report.txt (instrument_report_path)."""
+    return {name: [sys.executable, "-c", INSTRUMENTED_MAIN, kind, str(instrument_report_path(out_dir, name)),
+                   str(depth)] for name in PROCESSES}
+
+
+def instrument_report_path(out_dir: Path, process: str) -> Path:
+    return out_dir / f"{process}-report.txt"
 
 
 def instrument_dump(pid: int, out: Path, timeout: float = 120.0) -> str:
-    """Ask an instrumented operator for its report (SIGUSR1) and return it."""
+    """Ask an instrumented heatsched process for its report (SIGUSR1) and return it."""
     out.unlink(missing_ok=True)
     os.kill(pid, signal.SIGUSR1)
     wait_for(out.exists, timeout, 0.2, what=f"profiler report {out}")
@@ -295,7 +315,8 @@ class BenchStack:
     sites: list[str]
     nodes: list[str]
     prometheus: PrometheusServer
-    operator: Service | None = None
+    controller: Service | None = None  # `heatsched controller`: status, node labels, fuel
+    placement: Service | None = None  # `heatsched placement`: the extender (None when the stack has none)
     setup_s: dict[str, float] = field(default_factory=dict)
     exporter: SettableExporter | None = None  # the tank temperatures Prometheus scrapes (set_temperature)
 
@@ -308,9 +329,18 @@ class BenchStack:
         out = {s.name: s.pid for s in self.cp.services}
         if self.prometheus.service:
             out["prometheus"] = self.prometheus.service.pid
-        if self.operator:
-            out["operator"] = self.operator.pid
+        for svc in self.heatsched():
+            out[svc.name] = svc.pid
         return out
+
+    def heatsched(self) -> list[Service]:
+        """The heatsched processes running: the controller, then the placement service."""
+        return [s for s in (self.controller, self.placement) if s is not None]
+
+    def check_heatsched(self) -> None:
+        """Raise if a heatsched process has exited."""
+        for svc in self.heatsched():
+            svc.check()
 
     def kubectl(self, *args: str, input: str | None = None) -> None:
         kubectl = str(Toolchain.discover().path("kubectl"))
@@ -341,31 +371,58 @@ def spread_nodes(sites: list[str], n_nodes: int) -> dict[str, str]:
     return {f"{sites[i % len(sites)]}-{i // len(sites):04d}": sites[i % len(sites)] for i in range(n_nodes)}
 
 
-def start_operator(stack: BenchStack, *, extender: bool, env: dict[str, str] | None = None,
-                   python_argv: list[str] | None = None, extra_args: Iterable[str] = ()) -> Service:
-    """`heatsched operator` as a real process (no webhook: pods carry schedulerName themselves)."""
-    argv = [*(python_argv or [sys.executable, "-m", "heatsched.cli"]), "operator",
-            f"--kubeconfig={stack.cp.kubeconfig}", f"--prometheus-url={stack.prometheus.url}", "--webhook-port=0",
-            f"--extender-port={stack.extender_port if extender else 0}", "--status-heartbeat=5", *extra_args]
-    stack.operator = Service("operator", argv, stack.workdir / "operator.log").start(
+def start_controller(stack: BenchStack, *, env: dict[str, str] | None = None, python_argv: list[str] | None = None,
+                     extra_args: Iterable[str] = ()) -> Service:
+    """`heatsched controller` as a real process (status, node labels, fuel; the Lease in `default`)."""
+    argv = [*(python_argv or [sys.executable, "-m", "heatsched.cli"]), "controller",
+            f"--kubeconfig={stack.cp.kubeconfig}", f"--prometheus-url={stack.prometheus.url}",
+            "--status-heartbeat=5", f"--metrics-port={free_port()}", f"--leader-election-namespace={LEASE_NAMESPACE}",
+            *extra_args]
+    stack.controller = Service("controller", argv, stack.workdir / "controller.log").start(
         env={**os.environ, **(env or {})})
-    return stack.operator
+    return stack.controller
 
 
-def wait_operator_ready(stack: BenchStack, timeout: float = 300.0) -> None:
+def start_placement(stack: BenchStack, *, env: dict[str, str] | None = None, python_argv: list[str] | None = None,
+                    extra_args: Iterable[str] = ()) -> Service:
+    """`heatsched placement` as a real process: the extender on the port the heat-aware scheduler calls, no
+    webhook (pods carry schedulerName themselves), no placement annotation unless `extra_args` asks for it."""
+    argv = [*(python_argv or [sys.executable, "-m", "heatsched.cli"]), "placement",
+            f"--kubeconfig={stack.cp.kubeconfig}", f"--extender-port={stack.extender_port}", "--webhook-port=0",
+            *extra_args]
+    stack.placement = Service("placement", argv, stack.workdir / "placement.log").start(
+        env={**os.environ, **(env or {})})
+    return stack.placement
+
+
+def wait_controller_ready(stack: BenchStack, timeout: float = 300.0) -> None:
     """Every node labelled with its country, every site with a known thermal state."""
     def labelled() -> bool:
-        stack.operator.check()
+        stack.check_heatsched()
         return len(stack.get(f"/api/v1/nodes?labelSelector={COUNTRY_LABEL}")["items"]) >= len(stack.nodes)
 
-    wait_for(labelled, timeout, 1.0, what=f"{len(stack.nodes)} nodes labelled by the operator")
+    wait_for(labelled, timeout, 1.0, what=f"{len(stack.nodes)} nodes labelled by the controller")
 
     def known() -> bool:
+        stack.check_heatsched()
         states = [(stack.get(f"/apis/heatsched.io/v1alpha1/heatsites/{s}").get("status") or {}).get("state")
                   for s in stack.sites]
         return all(state not in (None, "Unknown") for state in states)
 
     wait_for(known, timeout, 1.0, what="every site has a known thermal state")
+
+
+def wait_placement_ready(stack: BenchStack, timeout: float = 300.0) -> None:
+    """The placement service's GET /readyz answers 200 (every watch has its initial list in)."""
+    def ready() -> bool:
+        stack.check_heatsched()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{stack.extender_port}/readyz", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:  # not listening yet, or 503 while syncing (HTTPError is an OSError)
+            return False
+
+    wait_for(ready, timeout, 0.5, what="placement service ready (/readyz 200)")
 
 
 async def create_nodes(kube: Kube, nodes: dict[str, str], concurrency: int = 32, cpu: str = "32") -> None:
@@ -385,15 +442,20 @@ def wait_nodes_ready(stack: BenchStack, timeout: float = 300.0) -> None:
 
 
 @contextlib.contextmanager
-def bench_stack(n_nodes: int, *, extender: bool, operator_env: dict[str, str] | None = None,
-                operator_python: list[str] | None = None, operator_args: Iterable[str] = (),
-                keep_logs: Path | None = None, node_cpu: str = "32", temperatures: dict[str, float] | None = None,
-                fuel: bool = False) -> Iterator[BenchStack]:
-    """The whole stack up and ready (nodes labelled, sites known); torn down on exit whatever happens.
+def bench_stack(n_nodes: int, *, extender: bool, heatsched_env: dict[str, str] | None = None,
+                heatsched_python: dict[str, list[str]] | None = None, controller_args: Iterable[str] = (),
+                placement_args: Iterable[str] = (), keep_logs: Path | None = None, node_cpu: str = "32",
+                temperatures: dict[str, float] | None = None, fuel: bool = False) -> Iterator[BenchStack]:
+    """The whole stack up and ready (nodes labelled, sites known, the placement service's /readyz 200); torn
+    down on exit whatever happens.
 
+    heatsched runs as two processes: `heatsched controller` (with `controller_args`) and, when `extender`,
+    `heatsched placement` (with `placement_args`) serving the extender. `heatsched_env` is added to both
+    environments; `heatsched_python` maps "controller"/"placement" to the Python argv that runs `heatsched`
+    (see `instrumented`; default: this interpreter, `-m heatsched.cli`).
     `temperatures` replaces TEMPERATURES (site -> °C at start; `stack.exporter` changes them later).
     `fuel`: also create the fuel PriorityClass and namespace, and start with heat fuel disabled on every
-    site (`spec.fuel.enabled: false`, patched before the operator starts); the caller turns it on.
+    site (`spec.fuel.enabled: false`, patched before the controller starts); the caller turns it on.
     """
     with sigterm_as_interrupt(), contextlib.ExitStack() as teardown:
         t = time.monotonic()
@@ -438,16 +500,22 @@ def bench_stack(n_nodes: int, *, extender: bool, operator_env: dict[str, str] | 
         stack.setup_s["nodes_ready"] = time.monotonic() - t
 
         t = time.monotonic()
-        start_operator(stack, extender=extender, env=operator_env, python_argv=operator_python,
-                       extra_args=operator_args)
-        teardown.callback(lambda: stack.operator and stack.operator.stop())
-        wait_operator_ready(stack)
-        stack.setup_s["operator_ready"] = time.monotonic() - t
+        python = heatsched_python or {}
+        start_controller(stack, env=heatsched_env, python_argv=python.get("controller"), extra_args=controller_args)
+        teardown.callback(lambda: stack.controller and stack.controller.stop())
+        if extender:
+            start_placement(stack, env=heatsched_env, python_argv=python.get("placement"),
+                            extra_args=placement_args)
+            teardown.callback(lambda: stack.placement and stack.placement.stop())  # stopped before the controller
         try:
+            wait_controller_ready(stack)
+            if extender:
+                wait_placement_ready(stack)
+            stack.setup_s["heatsched_ready"] = time.monotonic() - t  # both processes started and ready
             yield stack
         except BaseException:
-            if stack.operator is not None:
-                print(f"operator log tail:\n{log_tail(stack.operator.log, 20)}", file=sys.stderr)
+            for svc in stack.heatsched():
+                print(f"{svc.name} log tail:\n{log_tail(svc.log, 20)}", file=sys.stderr)
             raise
 
 

@@ -22,13 +22,14 @@ from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.cluster.procs import Service, free_port, log_tail
 from heatsched.cluster.prometheus import PrometheusServer
 from heatsched.cluster.toolchain import Toolchain
-from heatsched.operator_app.fuel import priority_class
+from heatsched.controller.fuel import priority_class
 from heatsched.placement.model import FUEL_SITE_LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "charts" / "heatsched" / "files" / "residency-policies.yaml"
 SITES = ("montlucon-residence", "metz-hospital", "sarreguemines-factory", "frankfurt-office")
 REFRESH_S = 2  # e2e patches every example site to refresh this often
+LEASE_NAMESPACE = "default"
 MAX_HEAT_WAIT_S = 30  # the operator's heat wait bound in e2e (default 600)
 FUEL_NAMESPACE = "heatsched-fuel"
 
@@ -53,7 +54,8 @@ class Stack:
         self.prometheus = PrometheusServer(workdir / "prometheus", {"exporter": [exporter.target]})
         self.webhook_port = free_port()
         self.webhook_host = os.environ.get("HEATSCHED_E2E_WEBHOOK_HOST", "127.0.0.1")
-        self.operator: Service | None = None
+        self.controller: Service | None = None
+        self.placement: Service | None = None
         self.scheduler: Service | None = None
         # an external cluster (kind) has no heat-aware scheduler: this suite runs one, calling a local extender
         self.extender_url = getattr(cluster, "extender_url", None) or f"http://127.0.0.1:{free_port()}/scheduler"
@@ -85,34 +87,76 @@ class Stack:
             self.workdir / "heat-aware-scheduler.log").start()
 
     def start_operator(self, *, extender: bool = True, args: tuple[str, ...] = ()) -> None:
-        argv = [sys.executable, "-m", "heatsched.cli", "operator", f"--kubeconfig={self.cluster.kubeconfig}",
-                f"--prometheus-url={self.prometheus.url}", f"--webhook-port={self.webhook_port}",
-                f"--extender-port={self.extender_port() if extender else 0}", "--status-heartbeat=3",
-                f"--max-heat-wait={MAX_HEAT_WAIT_S}",
-                f"--webhook-cert-dir={self.workdir / 'webhook-tls'}", *args]
-        if self.webhook_host != "127.0.0.1":
-            argv += ["--webhook-host=0.0.0.0", f"--webhook-public-host={self.webhook_host}"]
-        self.operator = Service("operator", argv, self.workdir / "operator.log").start()
-        wait_for(lambda: self._webhook_ready(), 60, what="operator webhook configured")
+        """Both heatsched processes: the controller (with `args`) and, unless `extender` is False, the placement
+        service (extender and residency webhook)."""
+        self.start_controller(args)
         if extender:
-            wait_for(lambda: self._extender_ready(), 30, what="extender healthz")
+            self.start_placement()
 
     def stop_operator(self, *, kill: bool = False) -> None:
-        """Stop the operator: SIGTERM (kopf shuts down), or SIGKILL at once with `kill`."""
-        if self.operator is not None:
-            self.operator.stop(grace=0 if kill else 10.0)
-            self.operator = None
+        """Stop both processes: SIGTERM, or SIGKILL at once with `kill`."""
+        self.stop_placement(kill=kill)
+        self.stop_controller(kill=kill)
+
+    def start_controller(self, args: tuple[str, ...] = (), name: str = "controller") -> Service:
+        port = free_port()
+        argv = [sys.executable, "-m", "heatsched.cli", "controller", f"--kubeconfig={self.cluster.kubeconfig}",
+                f"--prometheus-url={self.prometheus.url}", "--status-heartbeat=3", f"--metrics-port={port}",
+                f"--leader-election-namespace={LEASE_NAMESPACE}", *args]
+        service = Service(name, argv, self.workdir / f"{name}.log").start()
+        service.metrics_port = port
+        if name == "controller":
+            self.controller = service
+            wait_for(lambda: self._leading(service), 60, what="controller holds the lease")
+        return service
+
+    def _leading(self, service: Service) -> bool:
+        service.check()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=1) as resp:
+                return "heatsched_controller_leader{" in (text := resp.read().decode()) and any(
+                    line.startswith("heatsched_controller_leader{") and line.endswith(" 1.0")
+                    for line in text.splitlines())
+        except OSError:
+            return False
+
+    def metrics(self, process: str = "controller") -> str:
+        """GET /metrics of the controller (its metrics port) or the placement service (the extender port)."""
+        port = self.controller.metrics_port if process == "controller" else self.extender_port()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+
+    def stop_controller(self, *, kill: bool = False) -> None:
+        if self.controller is not None:
+            self.controller.stop(grace=0 if kill else 10.0)
+            self.controller = None
+
+    def start_placement(self) -> None:
+        argv = [sys.executable, "-m", "heatsched.cli", "placement", f"--kubeconfig={self.cluster.kubeconfig}",
+                f"--webhook-port={self.webhook_port}", f"--extender-port={self.extender_port()}",
+                f"--max-heat-wait={MAX_HEAT_WAIT_S}", "--annotate-placements",
+                f"--webhook-cert-dir={self.workdir / 'webhook-tls'}"]
+        if self.webhook_host != "127.0.0.1":
+            argv += ["--webhook-host=0.0.0.0", f"--webhook-public-host={self.webhook_host}"]
+        self.placement = Service("placement", argv, self.workdir / "placement.log").start()
+        wait_for(lambda: self._webhook_ready(), 60, what="placement webhook configured")
+        wait_for(lambda: self._extender_ready(), 60, what="placement service ready (/readyz)")
+
+    def stop_placement(self, *, kill: bool = False) -> None:
+        if self.placement is not None:
+            self.placement.stop(grace=0 if kill else 10.0)
+            self.placement = None
 
     def _extender_ready(self) -> bool:
-        self.operator.check()
+        self.placement.check()
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.extender_port()}/healthz", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.extender_port()}/readyz", timeout=1) as r:
                 return r.status == 200
         except OSError:
             return False
 
     def _webhook_ready(self) -> bool:
-        self.operator.check()
+        self.placement.check()
         adm = client.AdmissionregistrationV1Api(self.api)
         try:
             cfg = adm.read_validating_webhook_configuration("heatsched.io")
@@ -141,7 +185,7 @@ class Stack:
         wait_for(active, 30, what="residency admission policies active")
 
     def operator_log(self) -> str:
-        return log_tail(self.workdir / "operator.log", 40)
+        return log_tail(self.workdir / "controller.log", 30) + "\n" + log_tail(self.workdir / "placement.log", 20)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
     def up(self) -> "Stack":

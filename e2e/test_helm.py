@@ -83,7 +83,8 @@ def values_file(kwok_host, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("helm-values") / "values.yaml"
     # the e2e stack already made heatsched-fuel (PriorityClass and namespace): the release makes its own
     fuel = {"priorityClass": {"name": "heatsched-fuel-helm-e2e"}, "namespace": {"name": "heatsched-fuel-helm-e2e"}}
-    path.write_text(yaml.safe_dump({"operator": placement, "scheduler": {"enabled": True, **placement}, "fuel": fuel}))
+    path.write_text(yaml.safe_dump({"controller": placement, "placement": placement,
+                                    "scheduler": {"enabled": True, **placement}, "fuel": fuel}))
     return path
 
 
@@ -125,7 +126,7 @@ class Release:
         return out
 
     def service_account(self, component: str) -> str:
-        return self.name if component == "operator" else f"{self.name}-{component}"
+        return self.name if component == "controller" else f"{self.name}-{component}"
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +153,8 @@ def test_install_prints_how_to_opt_in_and_set_residency(release):
 def test_every_released_object_exists(release, tools):
     out = tools.run(tools.kubectl, "get", "-f", "-", "-o", "name", input=release.manifest())
     names = set(out.stdout.split())
-    assert {f"deployment.apps/{release.name}", f"deployment.apps/{release.name}-scheduler",
+    assert {f"deployment.apps/{release.name}-controller", f"deployment.apps/{release.name}-placement",
+            f"deployment.apps/{release.name}-scheduler",
             f"service/{release.name}", f"secret/{release.name}-webhook-tls", f"configmap/{release.name}-scheduler",
             f"clusterrole.rbac.authorization.k8s.io/{release.name}",
             f"rolebinding.rbac.authorization.k8s.io/{release.name}-scheduler-authentication-reader",
@@ -164,17 +166,18 @@ def test_crds_are_established(release, tools):
               "crd/heatsites.heatsched.io", "crd/thermaldemands.heatsched.io")
 
 
-def test_both_deployments_become_ready_on_the_kwok_node(release, api, kwok_host):
+def test_every_deployment_becomes_ready_on_the_kwok_node(release, api, kwok_host):
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-    for name in (release.name, f"{release.name}-scheduler"):
-        wait_for(lambda n=name: apps.read_namespaced_deployment(n, release.namespace).status.ready_replicas == 1,
-                 60, what=f"deployment {name} ready")
+    for name, replicas in ((f"{release.name}-controller", 2), (f"{release.name}-placement", 2),
+                           (f"{release.name}-scheduler", 1)):
+        wait_for(lambda n=name, r=replicas: apps.read_namespaced_deployment(n, release.namespace).status.ready_replicas
+                 == r, 60, what=f"deployment {name} ready")
     pods = core.list_namespaced_pod(release.namespace).items
     assert {p.spec.node_name for p in pods} == {kwok_host}
-    assert {p.metadata.labels["app.kubernetes.io/component"] for p in pods} == {"operator", "scheduler"}
+    assert {p.metadata.labels["app.kubernetes.io/component"] for p in pods} == {"controller", "placement", "scheduler"}
 
 
-def test_service_selects_the_operator_pod_on_both_ports(release, api):
+def test_service_selects_the_placement_pods_on_both_ports(release, api):
     discovery = client.DiscoveryV1Api(api)
 
     def endpoints():
@@ -184,8 +187,8 @@ def test_service_selects_the_operator_pod_on_both_ports(release, api):
         ports = {(p.name, p.port) for s in slices for p in (s.ports or [])}
         return (targets, ports) if targets else None
 
-    targets, ports = wait_for(endpoints, 60, what="operator endpoints")
-    assert all(t.startswith(f"{release.name}-") and "-scheduler-" not in t for t in targets)
+    targets, ports = wait_for(endpoints, 60, what="placement endpoints")
+    assert len(targets) == 2 and all(t.startswith(f"{release.name}-placement-") for t in targets)
     assert ports == {("extender", 8888), ("webhook", 9443)}
 
 
@@ -200,32 +203,45 @@ def allowed(api, user_ns: str, sa: str, verb: str, resource: str, *, group: str 
 
 
 ACCESS = [  # (component, verb, resource, keywords, allowed?)
-    ("operator", "patch", "heatsites", {"group": "heatsched.io", "subresource": "status"}, True),
-    ("operator", "update", "thermaldemands", {"group": "heatsched.io", "subresource": "status"}, True),
-    ("operator", "watch", "heatsites", {"group": "heatsched.io"}, True),
-    ("operator", "delete", "heatsites", {"group": "heatsched.io"}, False),
-    ("operator", "patch", "nodes", {}, True),
-    ("operator", "delete", "nodes", {}, False),
-    ("operator", "patch", "pods", {"namespace": "default"}, True),
-    ("operator", "create", "pods", {"namespace": "default"}, False),
-    ("operator", "create", "pods", {"namespace": "heatsched-fuel-helm-e2e"}, True),  # heat fuel, there only
-    ("operator", "delete", "pods", {"namespace": "heatsched-fuel-helm-e2e"}, True),
-    ("operator", "delete", "pods", {"namespace": "default"}, False),
-    ("operator", "list", "namespaces", {}, True),
-    ("operator", "create", "events", {"namespace": "default"}, True),
-    ("operator", "watch", "customresourcedefinitions", {"group": "apiextensions.k8s.io"}, True),
-    ("operator", "create", "validatingwebhookconfigurations", {"group": "admissionregistration.k8s.io"}, True),
-    ("operator", "create", "mutatingwebhookconfigurations", {"group": "admissionregistration.k8s.io"}, False),
-    ("operator", "list", "persistentvolumes", {}, True),
-    ("operator", "update", "validatingwebhookconfigurations",
+    ("controller", "patch", "heatsites", {"group": "heatsched.io", "subresource": "status"}, True),
+    ("controller", "update", "thermaldemands", {"group": "heatsched.io", "subresource": "status"}, True),
+    ("controller", "watch", "heatsites", {"group": "heatsched.io"}, True),
+    ("controller", "delete", "heatsites", {"group": "heatsched.io"}, False),
+    ("controller", "patch", "nodes", {}, True),
+    ("controller", "delete", "nodes", {}, False),
+    ("controller", "patch", "pods", {"namespace": "default"}, False),
+    ("controller", "create", "pods", {"namespace": "default"}, False),
+    ("controller", "create", "pods", {"namespace": "heatsched-fuel-helm-e2e"}, True),  # heat fuel, there only
+    ("controller", "delete", "pods", {"namespace": "heatsched-fuel-helm-e2e"}, True),
+    ("controller", "delete", "pods", {"namespace": "default"}, False),
+    ("controller", "create", "pods", {"subresource": "eviction", "namespace": "default"}, True),  # drift: evict
+    ("controller", "list", "namespaces", {}, True),
+    ("controller", "create", "events", {"namespace": "default"}, True),
+    ("controller", "watch", "customresourcedefinitions", {"group": "apiextensions.k8s.io"}, True),
+    ("controller", "list", "persistentvolumes", {}, True),
+    ("controller", "update", "leases", {"group": "coordination.k8s.io", "name": "RELEASE-controller",
+                                        "namespace": "RELEASE_NS"}, True),
+    ("controller", "update", "leases", {"group": "coordination.k8s.io", "name": "other", "namespace": "RELEASE_NS"},
+     False),
+    ("controller", "create", "validatingwebhookconfigurations", {"group": "admissionregistration.k8s.io"}, False),
+    ("controller", "get", "secrets", {"namespace": "kube-system"}, False),
+    ("placement", "watch", "heatsites", {"group": "heatsched.io"}, True),
+    ("placement", "patch", "heatsites", {"group": "heatsched.io", "subresource": "status"}, False),
+    ("placement", "patch", "nodes", {}, False),
+    ("placement", "watch", "pods", {}, True),
+    ("placement", "patch", "pods", {"namespace": "default"}, False),  # placement annotations are opt-in
+    ("placement", "get", "persistentvolumes", {}, True),
+    ("placement", "create", "validatingwebhookconfigurations", {"group": "admissionregistration.k8s.io"}, True),
+    ("placement", "create", "mutatingwebhookconfigurations", {"group": "admissionregistration.k8s.io"}, False),
+    ("placement", "update", "validatingwebhookconfigurations",
      {"group": "admissionregistration.k8s.io", "name": "heatsched.io"}, True),
-    ("operator", "update", "validatingwebhookconfigurations",
+    ("placement", "update", "validatingwebhookconfigurations",
      {"group": "admissionregistration.k8s.io", "name": "someone-else"}, False),
-    ("operator", "delete", "mutatingwebhookconfigurations",  # the one of releases before the admission policies
+    ("placement", "delete", "mutatingwebhookconfigurations",  # the one of releases before the admission policies
      {"group": "admissionregistration.k8s.io", "name": "heatsched.io"}, True),
-    ("operator", "delete", "validatingwebhookconfigurations",
+    ("placement", "delete", "validatingwebhookconfigurations",
      {"group": "admissionregistration.k8s.io", "name": "heatsched.io"}, False),
-    ("operator", "get", "secrets", {"namespace": "kube-system"}, False),
+    ("placement", "get", "secrets", {"namespace": "kube-system"}, False),
     ("scheduler", "update", "leases", {"group": "coordination.k8s.io", "name": LEASE, "namespace": LEASE_NAMESPACE},
      True),
     ("scheduler", "update", "leases", {"group": "coordination.k8s.io", "name": "other", "namespace": LEASE_NAMESPACE},
@@ -240,6 +256,7 @@ ACCESS = [  # (component, verb, resource, keywords, allowed?)
 @pytest.mark.parametrize("component, verb, resource, kw, expected", ACCESS, ids=[
     f"{c}-{v}-{r}-{kw.get('name') or kw.get('subresource', '')}-{e}" for c, v, r, kw, e in ACCESS])
 def test_service_accounts_get_exactly_the_access_they_need(release, api, component, verb, resource, kw, expected):
+    kw = {k: v.replace("RELEASE_NS", release.namespace).replace("RELEASE", release.name) for k, v in kw.items()}
     assert allowed(api, release.namespace, release.service_account(component), verb, resource, **kw) is expected
 
 

@@ -4,7 +4,6 @@ Event on the pod, the site's ResidencyDrift condition), and a HeatSite's country
 from __future__ import annotations
 
 import json
-import urllib.request
 
 import pytest
 from kubernetes import client
@@ -18,11 +17,6 @@ POOL = "node-restriction.kubernetes.io/heatsched-pool"
 
 def condition(stack, site: str, type_: str) -> dict:
     return next((c for c in stack.site_status(site).get("conditions", []) if c["type"] == type_), {})
-
-
-def metrics(stack) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack.extender_port()}/metrics", timeout=5) as resp:
-        return resp.read().decode()
 
 
 def test_a_heatsites_country_is_immutable(stack):
@@ -52,7 +46,7 @@ def test_a_node_leaving_its_site_under_a_resident_pod_is_reported(stack, namespa
             return next((e for e in events if e.reason == "ResidencyDrift"), None)
         event = wait_for(drift_event, 30, what="a ResidencyDrift event on the pod")
         assert event.type == "Warning" and node in event.message
-        assert f'heatsched_residency_drift_pods{{site="{MONTLUCON}"}} 1.0' in metrics(stack)
+        assert f'heatsched_residency_drift_pods{{site="{MONTLUCON}"}} 1.0' in stack.metrics()
         assert stack.core.read_namespaced_pod("resident", namespace).metadata.deletion_timestamp is None  # flag only
     finally:
         stack.core.patch_node(node, {"metadata": {"labels": {POOL: MONTLUCON}}})

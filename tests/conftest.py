@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from heatsched.models import load_manifest
-from heatsched.operator_app.store import Store
+from heatsched.controller.store import Store
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NOW = datetime(2026, 1, 12, 8, 0, tzinfo=timezone.utc)

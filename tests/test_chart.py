@@ -2,7 +2,7 @@
 a cluster gets, so these tests read the rendered objects, not the templates.
 
 They prove the chart cannot drift from the repository's single sources of truth (crds/, the scheduler
-profile in heatsched/data, the operator's CLI and webhook configuration name), that RBAC grants exactly
+profile in heatsched/data, the processes' CLIs and the webhook configuration name), that RBAC grants exactly
 what the code calls, and that values.schema.json refuses bad values before anything is rendered.
 """
 
@@ -21,8 +21,9 @@ import yaml
 from cryptography import x509
 
 from heatsched.cluster.toolchain import MissingBinary, Toolchain, pinned_versions
-from heatsched.operator_app import cli as operator_cli
-from heatsched.operator_app.webhook import CONFIG_NAME
+from heatsched.controller import cli as controller_cli
+from heatsched.placement_service import cli as placement_cli
+from heatsched.admission.configuration import CONFIG_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "heatsched"
@@ -164,47 +165,74 @@ def test_scheduler_mounts_the_configmap_at_the_path_it_is_started_with():
     assert container["image"] == f"registry.k8s.io/kube-scheduler:{KUBE_VERSION}"
 
 
-# ---- the operator Deployment speaks the operator's CLI ----------------------------------------------------
-def operator_args(objs: list[dict]) -> argparse.Namespace:
-    """The operator container's args, parsed by the real `heatsched operator` parser (unknown flags fail)."""
+# ---- each Deployment speaks its process's CLI ----------------------------------------------------------------
+def process_args(objs: list[dict], component: str) -> argparse.Namespace:
+    """A container's args, parsed by the real `heatsched controller|placement` parser (unknown flags fail)."""
     parser = argparse.ArgumentParser(prog="heatsched", exit_on_error=False)
-    operator_cli.register(parser.add_subparsers(dest="command"))
-    (container,) = deployment(objs, "operator")["spec"]["template"]["spec"]["containers"]
+    sub = parser.add_subparsers(dest="command")
+    controller_cli.register(sub)
+    placement_cli.register(sub)
+    (container,) = deployment(objs, component)["spec"]["template"]["spec"]["containers"]
     return parser.parse_args(container["args"])
 
 
-def test_operator_args_are_accepted_by_the_cli_and_point_at_the_release_service():
+def test_controller_args_are_accepted_by_the_cli_and_hold_the_release_lease():
     objs = render('prometheus.url="http://prom.example:9090"')
-    args = operator_args(objs)
-    assert args.command == "operator"
-    assert args.prometheus_url == "http://prom.example:9090"
+    args = process_args(objs, "controller")
+    assert args.command == "controller" and args.prometheus_url == "http://prom.example:9090"
+    assert (args.metrics_host, args.metrics_port) == ("0.0.0.0", 8080) and not args.no_leader_election
+    assert (args.leader_election_namespace, args.leader_election_lease) == (NAMESPACE, "heatsched-controller")
+    assert deployment(objs, "controller")["spec"]["replicas"] == 2
+
+
+def test_placement_args_are_accepted_by_the_cli_and_point_at_the_release_service():
+    args = process_args(render(), "placement")
+    assert args.command == "placement"
     assert (args.extender_host, args.extender_port) == ("0.0.0.0", 8888)
     assert (args.webhook_host, args.webhook_port) == ("0.0.0.0", 9443)
     assert args.webhook_url == "https://heatsched.heatsched-system.svc:443"
-    assert args.webhook_cert_dir == "/tls" and not args.no_manage_webhooks
+    assert args.webhook_cert_dir == "/tls" and not args.no_manage_webhooks and not args.annotate_placements
+    assert process_args(render("placement.annotatePlacements=true"), "placement").annotate_placements
 
 
-def test_service_ports_reach_the_container_ports_the_operator_listens_on():
+def test_service_ports_reach_the_container_ports_the_placement_service_listens_on():
     objs = render()
-    args = operator_args(objs)
-    (container,) = deployment(objs, "operator")["spec"]["template"]["spec"]["containers"]
+    args = process_args(objs, "placement")
+    (container,) = deployment(objs, "placement")["spec"]["template"]["spec"]["containers"]
     container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert container_ports == {"extender": args.extender_port, "webhook": args.webhook_port}
     service_ports = {p["port"]: container_ports[p["targetPort"]] for p in one(objs, "Service")["spec"]["ports"]}
     assert service_ports == {8888: 8888, 443: 9443}
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "extender"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "extender"}  # synced, not just up
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "extender"}
     selector = one(objs, "Service")["spec"]["selector"]
-    assert selector.items() <= deployment(objs, "operator")["spec"]["template"]["metadata"]["labels"].items()
+    assert selector.items() <= deployment(objs, "placement")["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_placement_replicas_are_spread_and_kept_by_a_disruption_budget_and_a_network_policy():
+    objs = render()
+    spec = deployment(objs, "placement")["spec"]
+    assert spec["replicas"] == 2 and spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert spec["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    pdb = one(objs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1 and pdb["spec"]["selector"]["matchLabels"].items() <= spec[
+        "template"]["metadata"]["labels"].items()
+    policy = one(objs, "NetworkPolicy")
+    extender, webhook = policy["spec"]["ingress"]
+    assert extender["ports"] == [{"port": "extender", "protocol": "TCP"}]
+    assert extender["from"] == [{"podSelector": {"matchLabels": deployment(objs, "scheduler")["spec"]["selector"][
+        "matchLabels"]}}]
+    assert webhook == {"ports": [{"port": "webhook", "protocol": "TCP"}]}
+    assert not find(render("placement.networkPolicy.enabled=false"), "NetworkPolicy")
 
 
 def test_webhook_disabled_drops_its_flags_port_secret_rbac_and_cleanup_hook():
     objs = render("webhook.enabled=false")
-    args = operator_args(objs)
+    args = process_args(objs, "placement")
     assert (args.webhook_port, args.webhook_url, args.webhook_cert_dir) == (0, None, None)
     assert [p["name"] for p in one(objs, "Service")["spec"]["ports"]] == ["extender"]
     assert not find(objs, "Secret") and not find(objs, "Job")
-    assert not {g for g, *_ in grants(objs, "ClusterRole", "heatsched")} & {"admissionregistration.k8s.io"}
+    assert not {g for g, *_ in grants(objs, "ClusterRole", "heatsched-placement")} & {"admissionregistration.k8s.io"}
 
 
 # ---- labels and pod security ---------------------------------------------------------------------------------
@@ -224,7 +252,7 @@ def test_every_object_and_pod_carries_the_standard_labels(sets):
 
 def test_every_container_runs_restricted():
     objs = render()
-    assert len(pod_templates(objs)) == 3  # operator, scheduler, webhook cleanup hook
+    assert len(pod_templates(objs)) == 4  # controller, placement, scheduler, webhook cleanup hook
     for name, tpl in pod_templates(objs):
         pod = tpl["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -234,54 +262,74 @@ def test_every_container_runs_restricted():
             assert (sc["readOnlyRootFilesystem"], sc["allowPrivilegeEscalation"], sc["capabilities"]) == (
                 True, False, {"drop": ["ALL"]}), name
             assert "memory" in c["resources"]["limits"], name
-    (operator,) = deployment(objs, "operator")["spec"]["template"]["spec"]["containers"]
-    assert operator["resources"]["limits"]["memory"] == "256Mi"
+    for component in ("controller", "placement"):
+        (container,) = deployment(objs, component)["spec"]["template"]["spec"]["containers"]
+        assert container["resources"]["limits"]["memory"] == "256Mi"
 
 
 def test_placement_values_reach_each_deployment_separately():
     toleration = {"key": "heatsched.io/control", "operator": "Exists", "effect": "NoSchedule"}
-    objs = render('operator.nodeSelector={"pool":"ops"}', f'operator.tolerations=[{json.dumps(toleration)}]',
+    objs = render('placement.nodeSelector={"pool":"ops"}', f'placement.tolerations=[{json.dumps(toleration)}]',
                   'scheduler.nodeSelector={"pool":"sched"}',
                   'scheduler.affinity={"podAntiAffinity":{"preferredDuringSchedulingIgnoredDuringExecution":[]}}')
-    op, sched = (deployment(objs, c)["spec"]["template"]["spec"] for c in ("operator", "scheduler"))
+    op, sched = (deployment(objs, c)["spec"]["template"]["spec"] for c in ("placement", "scheduler"))
     assert (op["nodeSelector"], op["tolerations"], "affinity" in op) == ({"pool": "ops"}, [toleration], False)
     assert (sched["nodeSelector"], "tolerations" in sched) == ({"pool": "sched"}, False)
     assert "podAntiAffinity" in sched["affinity"]
-    hook = one(objs, "Job")["spec"]["template"]["spec"]  # runs where the operator may run
+    hook = one(objs, "Job")["spec"]["template"]["spec"]  # runs where the placement service may run
     assert (hook["nodeSelector"], hook["tolerations"]) == ({"pool": "ops"}, [toleration])
 
 
 def test_scheduler_disabled_renders_no_scheduler_objects():
     objs = render("scheduler.enabled=false")
     assert {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in objs} == {
-        "operator", "webhook-cleanup", "fuel", "residency"}
-    assert not find(objs, "ConfigMap") and [o["metadata"]["name"] for o in find(objs, "RoleBinding")] == [
-        "heatsched-fuel"]
+        "controller", "placement", "webhook-cleanup", "fuel", "residency"}
+    assert not find(objs, "ConfigMap") and sorted(o["metadata"]["name"] for o in find(objs, "RoleBinding")) == [
+        "heatsched-controller", "heatsched-fuel"]
 
 
 # ---- RBAC: exactly what the code calls ----------------------------------------------------------------------
-def test_operator_cluster_role_grants_exactly_what_the_operator_uses():
+def test_controller_cluster_role_grants_exactly_what_the_controller_uses():
     read = ("get", "list", "watch")
     expected = {
         *{("heatsched.io", r, v, "*") for r in ("heatsites", "thermaldemands") for v in (*read, "patch", "update")},
         *{("heatsched.io", f"{r}/status", v, "*") for r in ("heatsites", "thermaldemands")
           for v in ("get", "patch", "update")},
         *{("", "nodes", v, "*") for v in (*read, "patch")},
-        *{("", "pods", v, "*") for v in (*read, "patch")},
+        *{("", "pods", v, "*") for v in read},
+        ("", "pods/eviction", "create", "*"),
         *{("", "namespaces", v, "*") for v in read},
         *{("", "events", v, "*") for v in ("create", "patch")},
         *{("apiextensions.k8s.io", "customresourcedefinitions", v, "*") for v in read},
-        *{("", r, v, "*") for r in ("persistentvolumeclaims", "persistentvolumes") for v in ("get", "list")},
+        *{("", r, "list", "*") for r in ("persistentvolumeclaims", "persistentvolumes")},
+        ("storage.k8s.io", "storageclasses", "list", "*"),
+    }
+    objs = render()
+    assert grants(objs, "ClusterRole", "heatsched") == expected
+    binding = one(objs, "ClusterRoleBinding", "heatsched")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "heatsched", "namespace": NAMESPACE}]
+    assert deployment(objs, "controller")["spec"]["template"]["spec"]["serviceAccountName"] == "heatsched"
+    lease = one(objs, "Role", "heatsched-controller")
+    assert lease["metadata"]["namespace"] == NAMESPACE and rule_set(lease["rules"]) == {
+        ("coordination.k8s.io", "leases", "create", "*"), ("coordination.k8s.io", "leases", "get", "heatsched-controller"),
+        ("coordination.k8s.io", "leases", "update", "heatsched-controller")}
+
+
+def test_placement_cluster_role_only_reads_and_writes_its_webhook_configuration():
+    expected = {
+        ("heatsched.io", "heatsites", "list", "*"), ("heatsched.io", "heatsites", "watch", "*"),
+        *{("", r, v, "*") for r in ("nodes", "namespaces", "pods") for v in ("get", "list", "watch")},
+        *{("", r, "get", "*") for r in ("persistentvolumeclaims", "persistentvolumes")},
         ("storage.k8s.io", "storageclasses", "list", "*"),
         *{("admissionregistration.k8s.io", "validatingwebhookconfigurations", v, n)
           for v, n in (("create", "*"), ("get", CONFIG_NAME), ("update", CONFIG_NAME), ("patch", CONFIG_NAME))},
         ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "delete", CONFIG_NAME),  # the old one
     }
     objs = render()
-    assert grants(objs, "ClusterRole", "heatsched") == expected
-    binding = one(objs, "ClusterRoleBinding", "heatsched")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "heatsched", "namespace": NAMESPACE}]
-    assert deployment(objs, "operator")["spec"]["template"]["spec"]["serviceAccountName"] == "heatsched"
+    assert grants(objs, "ClusterRole", "heatsched-placement") == expected
+    assert deployment(objs, "placement")["spec"]["template"]["spec"]["serviceAccountName"] == "heatsched-placement"
+    annotating = grants(render("placement.annotatePlacements=true"), "ClusterRole", "heatsched-placement")
+    assert annotating - expected == {("", "pods", "patch", "*")}
 
 
 def test_the_residency_policies_are_installed_with_the_chart_labels_and_the_admin_role():
@@ -295,13 +343,13 @@ def test_the_residency_policies_are_installed_with_the_chart_labels_and_the_admi
     admin = one(objs, "ClusterRole", "heatsched-residency-admin")
     assert rule_set(admin["rules"]) == {("heatsched.io", "residencies", "update", "*")}
     assert not find(render("residency.admissionPolicies=false"), "ValidatingAdmissionPolicy")
-    args = deployment(objs, "operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = deployment(objs, "placement")["spec"]["template"]["spec"]["containers"][0]["args"]
     trusted = [args[i + 1] for i, a in enumerate(args) if a == "--trusted-binder"]
     assert trusted == ["system:kube-scheduler", f"system:serviceaccount:{NAMESPACE}:heatsched-scheduler"]
 
 
 def test_fuel_priority_class_is_below_every_tenant_and_matches_the_local_stacks_copy():
-    from heatsched.operator_app.fuel import priority_class
+    from heatsched.controller.fuel import priority_class
 
     objs = render()
     chart = one(objs, "PriorityClass", "heatsched-fuel")
@@ -315,7 +363,7 @@ def test_fuel_priority_class_is_below_every_tenant_and_matches_the_local_stacks_
         ("", "pods", "create", "*"), ("", "pods", "delete", "*")}
     binding = one(objs, "RoleBinding", "heatsched-fuel")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "heatsched", "namespace": NAMESPACE}]
-    assert "--no-fuel" in deployment(render("fuel.disabled=true"), "operator")["spec"]["template"]["spec"][
+    assert "--no-fuel" in deployment(render("fuel.disabled=true"), "controller")["spec"]["template"]["spec"][
         "containers"][0]["args"]
     assert not find(render("fuel.priorityClass.create=false", "fuel.namespace.create=false"), "PriorityClass")
 
@@ -323,7 +371,7 @@ def test_fuel_priority_class_is_below_every_tenant_and_matches_the_local_stacks_
 def test_cleanup_hook_may_only_delete_the_operators_webhook_configurations():
     objs = render()
     role = next(o for o in find(objs, "ClusterRole") if o["metadata"]["name"] not in (
-        "heatsched", "heatsched-residency-admin"))
+        "heatsched", "heatsched-placement", "heatsched-residency-admin"))
     assert rule_set(role["rules"]) == {
         ("admissionregistration.k8s.io", f"{k}webhookconfigurations", "delete", CONFIG_NAME)
         for k in ("mutating", "validating")}
@@ -364,7 +412,7 @@ def test_helm_generated_webhook_certificate_is_signed_by_its_ca_for_the_service_
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     assert "heatsched.heatsched-system.svc" in names  # the host of --webhook-url
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    pod = deployment(objs, "operator")["spec"]["template"]
+    pod = deployment(objs, "placement")["spec"]["template"]
     volume = next(v for v in pod["spec"]["volumes"] if v.get("secret"))
     assert volume["secret"]["secretName"] == secret["metadata"]["name"]
     assert pod["metadata"]["annotations"]["checksum/webhook-tls"] == hashlib.sha256(
@@ -379,7 +427,7 @@ def test_cert_manager_replaces_the_helm_generated_secret(issuer, chart_issuers):
     objs = render("webhook.certManager.enabled=true", f"webhook.certManager.issuerRef={json.dumps(issuer)}")
     assert not find(objs, "Secret")
     serving = one(objs, "Certificate", "heatsched-webhook")
-    mounted = next(v for v in deployment(objs, "operator")["spec"]["template"]["spec"]["volumes"] if v.get("secret"))
+    mounted = next(v for v in deployment(objs, "placement")["spec"]["template"]["spec"]["volumes"] if v.get("secret"))
     assert serving["spec"]["secretName"] == mounted["secret"]["secretName"]
     assert "heatsched.heatsched-system.svc" in serving["spec"]["dnsNames"]
     assert {o["kind"] for o in find(objs, "Issuer")} == chart_issuers
@@ -397,7 +445,7 @@ def test_cert_manager_replaces_the_helm_generated_secret(issuer, chart_issuers):
     ("scheduler.extender.weight=0", "/scheduler/extender/weight"),
     ('scheduler.extender.httpTimeout="2 seconds"', "/scheduler/extender/httpTimeout"),
     ('prometheus.url="prometheus:9090"', "/prometheus/url"),
-    ('operator.image.pullPolicy="Sometimes"', "/operator/image/pullPolicy"),
+    ('image.pullPolicy="Sometimes"', "/image/pullPolicy"),
     ("scheduler.extendr={}", "/scheduler"),
     ('webhook.failurePolicy="Ignore"', "/webhook"),
     ('webhook.certManager.issuerRef={"kind":"ClusterIssuer"}', "/webhook/certManager/issuerRef"),

@@ -11,7 +11,8 @@ from heatsched.cli import build_parser, main
 from heatsched.explain import render
 
 
-@pytest.mark.parametrize("command", ["demo", "cluster", "operator", "explain", "twin", "simulate", "crds"])
+@pytest.mark.parametrize("command", ["demo", "cluster", "controller", "placement", "explain", "audit", "twin", "simulate",
+                                     "crds", "policies"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -52,5 +53,5 @@ def test_a_pod_bound_without_a_record_says_so():
 
 def test_parser_lists_commands_in_help():
     help_text = build_parser().format_help()
-    for command in ("demo", "cluster", "operator", "explain", "twin", "simulate", "crds"):
+    for command in ("demo", "cluster", "controller", "placement", "explain", "twin", "simulate", "crds", "policies", "audit"):
         assert command in help_text

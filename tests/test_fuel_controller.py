@@ -13,10 +13,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from heatsched.explain import render
 from heatsched.extender.server import make_app
-from heatsched.operator_app.fuel import fuel_pod_body, priority_class, reserved_nodes
+from heatsched.controller.fuel import fuel_pod_body, priority_class, reserved_nodes
 from heatsched.placement.model import FUEL_SITE_LABEL
-from heatsched.operator_app.handlers import fuel_site_of, node_cpu
-from heatsched.operator_app.store import FuelPod, Store
+from heatsched.controller.handlers import fuel_site_of, node_cpu
+from heatsched.controller.store import FuelPod, Store
 from heatsched.placement.model import SITE_LABEL, NodeView, SiteView, Snapshot, Tank, ThermalState
 from heatsched.twin.live import LiveSite
 from heatsched.twin.sites import load_sites

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from heatsched.operator_app.audit_loop import audit_counts
-from heatsched.operator_app.metrics import registry
-from heatsched.operator_app.store import ResidentPod
+from heatsched.controller.audit_loop import audit_counts
+from heatsched.controller.metrics import registry
+from heatsched.controller.store import ResidentPod
 from heatsched.placement.model import COUNTRY_LABEL
 
 CLAIM = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from heatsched.operator_app.handlers import meaningful
+from heatsched.controller.handlers import meaningful
 from heatsched.models import HeatSiteStatus
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, STATE_LABEL, ThermalState
 from heatsched.thermal import Reading
@@ -91,7 +91,7 @@ def test_status_is_patched_only_on_a_meaningful_change(change, patch):
 
 
 def test_a_resident_pod_whose_node_leaves_its_country_is_drift_reported_once_and_healed(store):
-    from heatsched.operator_app.store import ResidentPod
+    from heatsched.controller.store import ResidentPod
 
     store.set_node("m1", {POOL: "montlucon-residence", SITE_LABEL: "montlucon-residence", COUNTRY_LABEL: "FR"})
     store.set_resident("u1", ResidentPod("t", "p", "m1", frozenset({"FR"})))
@@ -111,7 +111,7 @@ def test_a_resident_pod_whose_node_leaves_its_country_is_drift_reported_once_and
 
 
 def test_a_node_not_relabelled_yet_at_start_up_is_no_drift(store):
-    from heatsched.operator_app.store import ResidentPod
+    from heatsched.controller.store import ResidentPod
 
     store.set_node("m1", {POOL: "montlucon-residence", COUNTRY_LABEL: "FR"})  # no site label yet
     store.set_resident("u1", ResidentPod("t", "p", "m1", frozenset({"FR"})))

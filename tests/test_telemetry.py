@@ -100,7 +100,7 @@ def test_prometheus_tls_is_verified_unless_explicitly_turned_off():
 async def test_every_kubernetes_call_carries_a_timeout_and_runs_off_the_default_executor():
     import threading
 
-    from heatsched.operator_app.kube import API_TIMEOUT_S, call
+    from heatsched.kube import API_TIMEOUT_S, call
 
     seen = {}
 

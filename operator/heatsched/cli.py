@@ -15,13 +15,25 @@ import sys
 COMMANDS = (
     "heatsched.demo",
     "heatsched.cluster.cli",
-    "heatsched.operator_app.cli",
+    "heatsched.controller.cli",
+    "heatsched.placement_service.cli",
     "heatsched.explain",
     "heatsched.audit",
     "heatsched.twin.cli",
     "heatsched.crdgen",
     "heatsched.admission.cli",
 )
+
+
+def seconds(text: str) -> float:
+    """argparse type: a number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,10 +4,11 @@ What runs (all real, all on loopback, all torn down at the end):
 - the local control plane (etcd, kube-apiserver, controller-manager, kwok, default and heat-aware kube-schedulers);
 - the digital twin of the four example sites (`heatsched twin serve`), heated by the pods the cluster binds to
   each site's nodes (time accelerated), scraped by a real Prometheus;
-- the heatsched operator (telemetry, node labels, scheduler extender, admission webhook);
+- heatsched as it runs in a cluster, two processes: `heatsched controller` (telemetry, HeatSite status, node
+  labels, heat fuel) and `heatsched placement` (scheduler extender, residency admission webhook);
 - a workload: batch jobs from two tenants, `tenant-fr` (namespace residency FR) and `tenant-any`
   (unrestricted), created and deleted as they finish;
-- heat fuel (HeatSite spec.fuel): the operator fills idle cores of French sites that need heat with fuel pods
+- heat fuel (HeatSite spec.fuel): the controller fills idle cores of French sites that need heat with fuel pods
   (the German grid is dirtier than gas heat, so Frankfurt gets none); halfway through, a burst of tenant-fr
   jobs arrives and preempts them.
 Every few seconds it prints each site's tank, state, pods, fuel and heat; at the end, heat served by servers
@@ -62,7 +63,7 @@ class Demo:
         from heatsched.cluster.prometheus import PrometheusServer
         from heatsched.cluster.toolchain import Toolchain
         from heatsched.models import load_manifest
-        from heatsched.operator_app.fuel import priority_class
+        from heatsched.controller.fuel import priority_class
 
         root = _examples()
         self.cp = ControlPlane(name="demo").up()
@@ -103,18 +104,28 @@ class Demo:
         self.prometheus = PrometheusServer(work / "prometheus", {"twin": [f"127.0.0.1:{twin_port}"]}).start()
         self.say(f"digital twin at {self.twin_url} (x{self.args.speed:g} time), Prometheus at {self.prometheus.url}")
         ext_port = int(self.cp.extender_url.rsplit(":", 1)[1].split("/")[0])
-        self.services.append(Service("operator", py + [
-            "operator", f"--kubeconfig={self.cp.kubeconfig}", f"--prometheus-url={self.prometheus.url}",
-            f"--extender-port={ext_port}", f"--webhook-port={free_port()}",
-            f"--webhook-cert-dir={work / 'webhook-tls'}", "--status-heartbeat=5"], work / "operator.log").start())
-        self._wait_http(f"http://127.0.0.1:{ext_port}/healthz", "operator extender")
+        webhook_port = free_port()
+        self.services.append(Service("controller", py + [
+            "controller", f"--kubeconfig={self.cp.kubeconfig}", f"--prometheus-url={self.prometheus.url}",
+            "--status-heartbeat=5", f"--metrics-port={free_port()}", "--leader-election-namespace=default"],
+            work / "controller.log").start())
+        # --annotate-placements: the summary's `heatsched explain` reads the pod's heatsched.io/placement
+        self.services.append(Service("placement", py + [
+            "placement", f"--kubeconfig={self.cp.kubeconfig}", f"--extender-port={ext_port}",
+            f"--webhook-port={webhook_port}", f"--webhook-cert-dir={work / 'webhook-tls'}", "--annotate-placements"],
+            work / "placement.log").start())
+        self._wait_http(f"http://127.0.0.1:{ext_port}/readyz", "placement service (/readyz)")
+        self._wait_webhook(client.AdmissionregistrationV1Api(self.api), webhook_port)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            for svc in self.services:
+                svc.check()
             states = [self._status(s.name).get("state") for s in self.sites]
             if all(s not in (None, "Unknown") for s in states):
                 break
             time.sleep(0.5)
-        self.say("operator up: sites have live thermal states; admission webhook and extender serving")
+        self.say("controller up: sites have live thermal states; placement service up: admission webhook and "
+                 "extender serving")
         for name, annotations in (("tenant-fr", {"heatsched.io/residency": "FR"}), ("tenant-any", {})):
             self.core.create_namespace({"metadata": {"name": name, "annotations": annotations,
                                                      "labels": {"heatsched.io/scheduling": "heat-aware"}}})
@@ -122,6 +133,7 @@ class Demo:
         self.say("tenants: tenant-fr (residency FR, heat-aware), tenant-any (unrestricted, heat-aware)")
 
     def _wait_http(self, url: str, what: str, timeout: float = 60) -> None:
+        """Until `url` answers 2xx (a 503 from /readyz is an HTTPError, an OSError: retried)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for svc in self.services:
@@ -132,6 +144,25 @@ class Demo:
             except OSError:
                 time.sleep(0.2)
         raise TimeoutError(f"{what} not ready at {url}")
+
+    def _wait_webhook(self, adm, port: int, timeout: float = 60) -> None:
+        """Until the placement service has pointed the ValidatingWebhookConfiguration heatsched.io at `port`."""
+        from kubernetes.client.rest import ApiException
+
+        from heatsched.admission.configuration import CONFIG_NAME
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for svc in self.services:
+                svc.check()
+            try:
+                cfg = adm.read_validating_webhook_configuration(CONFIG_NAME)
+            except ApiException:
+                cfg = None
+            if cfg is not None and any(f":{port}" in (w.client_config.url or "") for w in cfg.webhooks or ()):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"residency webhook configuration not pointing at port {port} after {timeout:.0f} s")
 
     def _status(self, site: str) -> dict:
         return self.custom.get_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site).get("status") or {}

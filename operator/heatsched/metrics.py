@@ -3,7 +3,7 @@
 Why one module: the extender and the webhook may run in one process or in several; each builds its metrics on
 the registry its process serves at /metrics. Names follow Prometheus conventions: `heatsched_` prefix, base
 units (seconds, watts), `_total` for counters. The site and residency gauges are read from the controller's
-Store at scrape time (operator_app/metrics.py).
+Store at scrape time (controller/metrics.py).
 """
 
 from __future__ import annotations

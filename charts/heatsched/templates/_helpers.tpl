@@ -4,7 +4,8 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Object name prefix; also the name of the operator's Service, so the extender and webhook URLs use it. */}}
+{{/* Object name prefix; also the name of the placement Service, so the extender and webhook URLs use it, and of
+the controller's ServiceAccount. */}}
 {{- define "heatsched.fullname" -}}
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
@@ -26,9 +27,10 @@
 {{- printf "%s-webhook-tls" (include "heatsched.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Ports of the operator process; the Service publishes the webhook on 443. */}}
+{{/* Ports of the placement service; the Service publishes the webhook on 443. The controller's metrics port. */}}
 {{- define "heatsched.extenderPort" -}}8888{{- end -}}
 {{- define "heatsched.webhookPort" -}}9443{{- end -}}
+{{- define "heatsched.metricsPort" -}}8080{{- end -}}
 
 {{- define "heatsched.serviceHost" -}}
 {{- printf "%s.%s.svc" (include "heatsched.fullname" .) .Release.Namespace -}}
@@ -67,8 +69,16 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{- define "heatsched.operatorImage" -}}
-{{- printf "%s:%s" .Values.operator.image.repository (default .Chart.AppVersion .Values.operator.image.tag) -}}
+{{- define "heatsched.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "heatsched.placementName" -}}
+{{- printf "%s-placement" (include "heatsched.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "heatsched.controllerLease" -}}
+{{- printf "%s-controller" (include "heatsched.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/* Restricted pod security (https://kubernetes.io/docs/concepts/security/pod-security-standards/). */}}
@@ -111,7 +121,7 @@ weight and httpTimeout (values; their defaults equal the file's).
 {{/*
 Webhook TLS data (base64, as in a kubernetes.io/tls Secret) as JSON: the Secret already in the cluster when it
 has all three keys (so upgrades keep the certificate), else a new CA and a serving certificate it signs for
-the operator's Service names.
+the placement Service names.
 */}}
 {{- define "heatsched.webhookTLS" -}}
 {{- $keys := list "ca.crt" "tls.crt" "tls.key" -}}

@@ -265,3 +265,12 @@ def encode_priorities(hosts: list[str], scores: list[int]) -> bytes:
     """JSON of a HostPriorityList; hand-joined (2x faster than json.dumps of dicts), stdlib-escaped."""
     parts = [f'{{"Host":{_json_str(h)},"Score":{int(s)}}}' for h, s in zip(hosts, scores, strict=True)]
     return ("[" + ",".join(parts) + "]").encode()
+
+
+def pod_cpu(spec: dict[str, Any]) -> float:
+    """Effective CPU request of a pod spec as the scheduler counts it (sidecars, init containers, overhead);
+    0 if unreadable. The controller and the placement service both charge pods with it."""
+    try:
+        return V1Pod.model_validate({"spec": spec}).cpu_request()
+    except (ValueError, WireError):
+        return 0.0

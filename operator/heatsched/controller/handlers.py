@@ -7,14 +7,12 @@
   `status_heartbeat_s`, and relabels the site's nodes when the thermal state changes: a node label change
   is a cluster event that makes kube-scheduler retry pods it left pending.
 - `node_event`: membership and protected labels (`node-restriction.kubernetes.io/heatsched-*`).
-- `pod_event`: CPU of bound pods (IT load), heat charged by new bindings, and the `heatsched.io/placement`
-  annotation saying why a heat-aware pod landed where it did.
+- `pod_event`: CPU of bound pods (IT load), heat fuel pods, resident pods (drift) and nominated pods.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -23,17 +21,17 @@ import kopf
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from heatsched.extender.wire import V1Pod, WireError, parse_cpu_quantity
+from heatsched.extender.wire import WireError, parse_cpu_quantity, pod_cpu
 from heatsched.models import (
     GROUP, HEATSITE_PLURAL, THERMALDEMAND_PLURAL, VERSION, Condition, ConditionStatus, FuelStatus, HeatSiteStatus,
     SpecError, ThermalDemandStatus,
     expand_query, parse_heatsite, parse_thermaldemand,
 )
-from heatsched.operator_app.config import OperatorConfig
-from heatsched.operator_app.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
-from heatsched.operator_app.kube import blocking, call, post_event
+from heatsched.controller.config import OperatorConfig
+from heatsched.controller.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
+from heatsched.kube import blocking, call, post_event
 from heatsched.placement.audit import API_VOLUMES, NODE_LOCAL_VOLUMES, volume_type
-from heatsched.operator_app.store import FuelPod, ResidentPod, Store
+from heatsched.controller.store import FuelPod, ResidentPod, Store
 from heatsched.placement.model import COUNTRY_LABEL, FUEL_SITE_LABEL
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, ResidencyError, parse_residency
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
@@ -41,19 +39,9 @@ from heatsched.thermal import Reading, demand_now
 
 HEATSITES = (GROUP, VERSION, HEATSITE_PLURAL)
 THERMALDEMANDS = (GROUP, VERSION, THERMALDEMAND_PLURAL)
-PLACEMENT_ANNOTATION = "heatsched.io/placement"
-HEAT_AWARE = "heat-aware"
 TERMINATED = {"Succeeded", "Failed"}
 
 log = logging.getLogger("heatsched.operator")
-
-
-def pod_cpu(spec: dict[str, Any]) -> float:
-    """Effective CPU request as the scheduler counts it (sidecars, init containers, overhead); 0 if unreadable."""
-    try:
-        return V1Pod.model_validate({"spec": spec}).cpu_request()
-    except (ValueError, WireError):
-        return 0.0
 
 
 def node_cpu(node: dict[str, Any]) -> float | None:
@@ -123,6 +111,7 @@ class Operator:
         self.fuel = FuelController(self.store, self.core, source, enabled=config.fuel)
         self.written: dict[str, tuple[HeatSiteStatus, float]] = {}  # site -> (last status written, when)
         self.demand_written: dict[str, dict] = {}
+        self.status_writes = 0  # HeatSite status patches sent (heatsched_status_writes_total)
 
     # ---- nodes -------------------------------------------------------------------------------------
     async def relabel(self, nodes) -> None:
@@ -244,6 +233,7 @@ class Operator:
         try:
             await call(self.custom.patch_cluster_custom_object_status, *HEATSITES[:2], HEATSITES[2], name, body)
             self.written[name] = (status, loop_now)
+            self.status_writes += 1
         except ApiException as exc:
             if exc.status != 404:
                 log.warning("cannot patch HeatSite %s status: %s %s", name, exc.status, exc.reason)
@@ -265,49 +255,6 @@ class Operator:
                     log.warning("cannot patch ThermalDemand %s status: %s", d.name, exc.reason)
 
     # ---- explain -----------------------------------------------------------------------------------
-    async def annotate_placement(self, body: dict, site: str | None) -> None:
-        meta, spec = body["metadata"], body["spec"]
-        if spec.get("schedulerName") != HEAT_AWARE or PLACEMENT_ANNOTATION in (meta.get("annotations") or {}):
-            return
-        node = spec["nodeName"]
-        scored = self.store.explanations.pop(meta.get("uid"), None)
-        view = self.store.snapshot.sites.get(site) if site else None
-        record = {"node": node, "site": site}
-        if view is not None:
-            record.update(country=view.country, state=view.state.value,
-                          tankCelsius=None if view.temperature_c is None else round(view.temperature_c, 1))
-        if scored is not None:
-            mine = scored.get("scores", {}).get(node)
-            if "scores" in scored:
-                record.update(score=mine[0] if mine else None, why=mine[1] if mine else None,
-                              candidates=len(scored["scores"]), best=scored["best"])
-            if node in scored.get("relaxed", {}):
-                record["heatWaitBound"] = scored["relaxed"][node]
-        try:
-            await call(self.core.patch_namespaced_pod, meta["name"], meta["namespace"],
-                        {"metadata": {"annotations": {PLACEMENT_ANNOTATION: json.dumps(record, ensure_ascii=False)}}})
-        except ApiException as exc:
-            if exc.status != 404:
-                log.warning("cannot annotate pod %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
-
-    def remember_scores(self, pod_uid: str, scores) -> None:
-        """Extender hook: keep the last scoring of a pod until it binds (bounded)."""
-        if not pod_uid:
-            return
-        table = {s.node: (round(s.score, 3), s.reason) for s in scores}
-        best = max(scores, key=lambda s: s.score).node if scores else None
-        self._explain(pod_uid).update(scores=table, best=best)
-
-    def remember_relaxed(self, pod_uid: str, result) -> None:
-        """Extender hook: the pod took heat-blocked nodes because it reached the heat wait bound."""
-        if pod_uid:
-            self._explain(pod_uid)["relaxed"] = dict(result.relaxed)
-
-    def _explain(self, pod_uid: str) -> dict:
-        record = self.store.explanations.setdefault(pod_uid, {})
-        while len(self.store.explanations) > 5000:
-            self.store.explanations.pop(next(iter(self.store.explanations)))
-        return record
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -397,7 +344,6 @@ def register(registry: kopf.OperatorRegistry) -> None:
             op(memo).store.set_fuel_pod(uid, fuel_site, None if terminating else FuelPod(
                 key[1], key[0], spec.get("nodeName"), pod_cpu(spec), meta.get("creationTimestamp") or ""))
             return
-        bound_before = uid in op(memo).store.pods
         resident = None
         if residency is not None and spec.get("nodeName") and not gone:
             try:
@@ -406,11 +352,9 @@ def register(registry: kopf.OperatorRegistry) -> None:
             except ResidencyError:
                 resident = None  # admission refuses these; nothing to compare with
         op(memo).store.set_resident(uid, resident)
+        if resident is not None:  # a pod first seen on a node that already lost its country (a restart, a failover)
+            await op(memo).report_drift(op(memo).store.check_drift([resident.node]))
         cpu = pod_cpu(spec)
-        site = op(memo).store.set_pod(uid, spec.get("nodeName"), cpu, gone)
+        op(memo).store.set_pod(uid, spec.get("nodeName"), cpu, gone)
         nominated = status.get("nominatedNodeName") if not gone and not spec.get("nodeName") else None
         op(memo).store.set_nominated(uid, nominated, cpu)
-        if not gone and spec.get("nodeName") and not bound_before and op(memo).config.annotate_placements:
-            await op(memo).annotate_placement(body, site)
-        if gone or spec.get("nodeName"):  # scored pods that bound or went away: drop their scores
-            op(memo).store.explanations.pop(uid, None)

@@ -1,9 +1,10 @@
-"""Serve the residency webhook (admission/server.py) from the operator, with TLS, and keep its configuration.
+"""Serve the residency webhook (admission/server.py) from the placement service, with TLS, and keep its
+configuration.
 
-Why here: the webhook reads node countries from the operator's watched view (Store). Its checks and its wire
-format live in heatsched.admission, which has no kopf in it; this module only wires them: the certificate
-(given, e.g. by cert-manager, or self-signed and kept in the directory), the lookups against the API (each with
-a timeout, off the event loop) and the ValidatingWebhookConfiguration (admission/configuration.py).
+Why here: the webhook reads node countries and namespaces from the placement service's watched view
+(ClusterView). Its checks and its wire format live in heatsched.admission; this module only wires them: the
+certificate (given, e.g. by cert-manager, or self-signed and kept in the directory), the lookups against the API
+(each with a timeout, off the event loop) and the ValidatingWebhookConfiguration (admission/configuration.py).
 The pod path itself needs no webhook: kube-apiserver's admission policies (admission/policies.py) hold it.
 """
 
@@ -24,15 +25,16 @@ from kubernetes.client.rest import ApiException
 
 from heatsched.admission.configuration import CONFIG_NAME, webhook_configuration
 from heatsched.admission.server import LOOKUP_TIMEOUT_S, LookupError_, Lookups, make_app
+from heatsched.kube import API_TIMEOUT_S, blocking, call
 from heatsched.metrics import AdmissionMetrics
-from heatsched.operator_app.config import OperatorConfig
-from heatsched.operator_app.kube import API_TIMEOUT_S, blocking, call
 from heatsched.placement.model import COUNTRY_LABEL
+from heatsched.placement_service.config import PlacementConfig
+from heatsched.placement_service.view import ClusterView
 
 log = logging.getLogger("heatsched.webhook")
 
 
-def certificate(cfg: OperatorConfig) -> tuple[Path, Path, Path]:
+def certificate(cfg: PlacementConfig) -> tuple[Path, Path, Path]:
     """(ca, cert, key): the files in cfg.webhook_cert_dir, or a self-signed set made there once."""
     from heatsched.cluster.pki import serving_certificate
 
@@ -51,17 +53,16 @@ def certificate(cfg: OperatorConfig) -> tuple[Path, Path, Path]:
     return cafile, certfile, keyfile
 
 
-def lookups(op: Any) -> Lookups:
-    """The webhook's reads: node countries and namespaces from the Store, the rest from the API (timeouts)."""
-    core: client.CoreV1Api = op.core
+def lookups(view: ClusterView, core: client.CoreV1Api) -> Lookups:
+    """The webhook's reads: node countries and namespaces from the watched view, the rest from the API."""
     storage = client.StorageV1Api(core.api_client)
 
     async def node_country(name: str) -> str | None:
         """From the watched view; a node it has not seen yet (just after a restart) is read: its protected
         country label is what kube-scheduler's node affinity matches too."""
-        view = op.store.snapshot.nodes.get(name)
-        if view is not None:
-            return view.country if not view.conflict else None
+        known = view.snapshot.nodes.get(name)
+        if known is not None:
+            return known.country if not known.conflict else None
         node = await raw(f"node {name}", core.read_node, name)
         labels = ((node or {}).get("metadata") or {}).get("labels") or {}
         country: str | None = labels.get(COUNTRY_LABEL)
@@ -80,9 +81,9 @@ def lookups(op: Any) -> Lookups:
         return data
 
     async def namespace_annotations(namespace: str) -> dict[str, str]:
-        cached = op.store.namespaces.get(namespace)
+        cached = view.namespace_annotations(namespace)
         if cached is not None:
-            return dict(cached[0])
+            return dict(cached)
         ns = await raw(f"namespace {namespace}", core.read_namespace, namespace)
         if ns is None:
             raise LookupError_(f"namespace {namespace} does not exist")
@@ -123,12 +124,13 @@ def _apply_configuration(api: client.ApiClient, body: dict[str, Any]) -> None:
             raise
 
 
-async def start(cfg: OperatorConfig, op: Any, metrics: AdmissionMetrics | None = None) -> web.AppRunner:
+async def start(cfg: PlacementConfig, view: ClusterView, core: client.CoreV1Api,
+                metrics: AdmissionMetrics | None = None) -> web.AppRunner:
     """Serve the webhook on cfg.webhook_host:port (TLS) and point the configuration at it."""
     cafile, certfile, keyfile = certificate(cfg)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(str(certfile), str(keyfile))
-    runner = web.AppRunner(make_app(lookups(op), metrics=metrics), access_log=None)
+    runner = web.AppRunner(make_app(lookups(view, core), metrics=metrics), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, cfg.webhook_host, cfg.webhook_port, ssl_context=tls).start()
     public = cfg.webhook_public_host or cfg.webhook_host
@@ -136,6 +138,6 @@ async def start(cfg: OperatorConfig, op: Any, metrics: AdmissionMetrics | None =
     url = cfg.webhook_url or f"https://{public}:{cfg.webhook_port}"
     if cfg.manage_webhook_configs:
         body = webhook_configuration({"url": url, "caBundle": ca_bundle}, cfg.trusted_binders)
-        await blocking(_apply_configuration, op.core.api_client, body)
+        await blocking(_apply_configuration, core.api_client, body)
         log.info("webhook configuration %s points at %s", CONFIG_NAME, url)
     return runner

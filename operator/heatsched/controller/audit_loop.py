@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from kubernetes import client
 
-from heatsched.operator_app.kube import API_TIMEOUT_S, blocking
+from heatsched.kube import API_TIMEOUT_S, blocking
 from heatsched.placement.audit import audit
 from heatsched.placement.model import COUNTRY_LABEL
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, format_residency

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from heatsched.placement.admission import REFUSED as AUDIT_CODES
@@ -85,6 +85,24 @@ class StoreCollector(Collector):
         resident = GaugeMetricFamily("heatsched_resident_pods", "Bound pods with a residency the operator watches")
         resident.add_metric([], len(self.store.resident))
         yield resident
+
+
+class LeaderCollector(Collector):
+    """Leadership, and the status writes of this replica (a standby must show none)."""
+
+    def __init__(self, leader: Any, operator: Any = None) -> None:
+        self.leader, self.operator = leader, operator
+
+    def collect(self) -> Iterator[Any]:
+        if self.operator is not None:
+            writes = CounterMetricFamily("heatsched_status_writes", "HeatSite status patches sent by this replica")
+            writes.add_metric([], self.operator.status_writes)
+            yield writes
+        leading = GaugeMetricFamily("heatsched_controller_leader",
+                                    "1 while this controller replica holds the Lease (the active writer), else 0",
+                                    labels=["identity"])
+        leading.add_metric([self.leader.identity], 1.0 if self.leader.leading else 0.0)
+        yield leading
 
 
 def registry(store: Any) -> CollectorRegistry:

@@ -1,6 +1,6 @@
-"""The operator's Kubernetes calls: blocking kubernetes-client calls run off the event loop, and Events.
+"""Kubernetes calls of the heatsched processes: blocking kubernetes-client calls run off the event loop, and Events.
 
-Why a module of its own: the handlers, the fuel controller and the webhook all call the API the same way and
+Why a module of its own: the controller's handlers, the fuel controller and the webhook all call the API the same way and
 post Events the same way; one helper for each keeps how (and with which timeout) in one place.
 
 - `call(fn, ...)`: a Kubernetes API call; it always carries a `_request_timeout` (API_TIMEOUT_S unless the
@@ -16,16 +16,28 @@ import asyncio
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
+from kubernetes import config as kubeconfig
 from kubernetes.client.rest import ApiException
 
 API_TIMEOUT_S = 10.0
 EVENT_NAMESPACE = "default"  # Events of cluster-scoped objects (HeatSites) live there
 
 log = logging.getLogger("heatsched.operator")
+
+
+def api_client(kubeconfig_path: str | None) -> client.ApiClient:
+    """A client for `kubeconfig_path`, else in-cluster, else ~/.kube/config."""
+    if kubeconfig_path:
+        return kubeconfig.new_client_from_config(kubeconfig_path)
+    try:
+        kubeconfig.load_incluster_config()
+    except kubeconfig.ConfigException:
+        kubeconfig.load_kube_config()
+    return client.ApiClient()
 
 
 IO_THREADS = 8
@@ -46,7 +58,7 @@ async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 async def post_event(core: client.CoreV1Api, namespace: str, involved: client.V1ObjectReference, reason: str,
                      message: str, *, type_: str = "Normal", name_prefix: str | None = None) -> None:
     """Post a core/v1 Event about `involved` (logged, never raised, when the API refuses it)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     body = client.CoreV1Event(
         metadata=client.V1ObjectMeta(generate_name=name_prefix or f"{involved.name}."),
         involved_object=involved, reason=reason, message=message[:1024], type=type_,

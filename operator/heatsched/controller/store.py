@@ -86,7 +86,6 @@ class Store:
     live_demand: dict[str, float | None] = field(default_factory=dict)  # demand name -> live kW
     claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> sites selecting it
     snapshot: Snapshot = field(default_factory=Snapshot)
-    explanations: dict[str, dict] = field(default_factory=dict)  # pod uid -> last scoring (for explain)
     namespaces: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # name -> (annotations, labels)
     node_alloc_cpu: dict[str, float] = field(default_factory=dict)  # node -> allocatable CPU cores
     nominated: dict[str, tuple[str, float]] = field(default_factory=dict)  # pending pod uid -> (node, cpu)

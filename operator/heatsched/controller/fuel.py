@@ -30,8 +30,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from heatsched.models import API_VERSION, HEATSITE_KIND, FuelStatus, HeatSite, expand_query
-from heatsched.operator_app.kube import EVENT_NAMESPACE, blocking, call, post_event
-from heatsched.operator_app.store import FuelPod, Store
+from heatsched.kube import EVENT_NAMESPACE, blocking, call, post_event
+from heatsched.controller.store import FuelPod, Store
 from heatsched.placement.model import FUEL_SITE_LABEL, SITE_LABEL, SiteView
 from heatsched.planning.fuel import (
     LOOKAHEAD_H,

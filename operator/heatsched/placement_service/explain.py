@@ -1,0 +1,70 @@
+"""Why a pod landed where it did: the extender's last scoring of each pod, kept in memory. No I/O.
+
+Why in memory: writing an annotation per pod costs an API write and a watch event per binding (it held the
+heat-aware scheduler to 0.33 of vanilla). The placement service keeps the record of every pod it scored and
+saw bound (bounded, newest kept), serves it at GET /explain/{namespace}/{name} to `heatsched explain`, and
+writes it as the `heatsched.io/placement` annotation only with --annotate-placements (opt-in, off the request
+path).
+
+    record = {node, site, country, state, tankCelsius, score, why, candidates, best, heatWaitBound?}
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from heatsched.placement.core import FilterResult, NodeScore
+from heatsched.placement.model import Snapshot
+
+MAX_RECORDS = 10_000
+
+
+class Explanations:
+    def __init__(self, limit: int = MAX_RECORDS) -> None:
+        self.limit = limit
+        self.scored: OrderedDict[str, dict[str, Any]] = OrderedDict()  # pod uid -> scores, until it binds
+        self.placed: OrderedDict[str, dict[str, Any]] = OrderedDict()  # "namespace/name" -> record
+
+    def _scored(self, uid: str) -> dict[str, Any]:
+        record = self.scored.setdefault(uid, {})
+        self.scored.move_to_end(uid)
+        while len(self.scored) > self.limit:
+            self.scored.popitem(last=False)
+        return record
+
+    def remember_scores(self, uid: str, ref: str, scores: list[NodeScore]) -> None:
+        """Extender hook (prioritize): the scores of every candidate."""
+        if uid:
+            table = {s.node: (round(s.score, 3), s.reason) for s in scores}
+            best = max(scores, key=lambda s: s.score).node if scores else None
+            self._scored(uid).update(scores=table, best=best)
+
+    def remember_relaxed(self, uid: str, result: FilterResult) -> None:
+        """Extender hook (filter): the pod took heat-blocked nodes because it reached the heat wait bound."""
+        if uid:
+            self._scored(uid)["relaxed"] = dict(result.relaxed)
+
+    def bound(self, uid: str, ref: str, node: str, snapshot: Snapshot) -> dict[str, Any] | None:
+        """A pod seen bound to `node`: its record, or None when this replica never scored it."""
+        scored = self.scored.pop(uid, None)
+        if scored is None:
+            return None
+        view = snapshot.nodes.get(node)
+        site = view.site if view is not None else None
+        record: dict[str, Any] = {"node": node, "site": site}
+        sv = snapshot.sites.get(site) if site else None
+        if sv is not None:
+            record.update(country=sv.country, state=sv.state.value,
+                          tankCelsius=None if sv.temperature_c is None else round(sv.temperature_c, 1))
+        mine = scored.get("scores", {}).get(node)
+        if "scores" in scored:
+            record.update(score=mine[0] if mine else None, why=mine[1] if mine else None,
+                          candidates=len(scored["scores"]), best=scored["best"])
+        if node in scored.get("relaxed", {}):
+            record["heatWaitBound"] = scored["relaxed"][node]
+        self.placed[ref] = record
+        self.placed.move_to_end(ref)
+        while len(self.placed) > self.limit:
+            self.placed.popitem(last=False)
+        return record

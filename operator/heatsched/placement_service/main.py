@@ -1,0 +1,218 @@
+"""`heatsched placement`: the scheduler extender and the residency webhook, stateless, N replicas.
+
+Why a process of its own: the extender and the webhook are in the path of every scheduling decision and every
+resident pod with a preset node; they must not wait behind the controller's event loop, nor stop while it
+restarts or fails over. This process has no kopf, never reads Prometheus and never writes to the API in a
+request: its state is list+watch of HeatSites (with the status the controller writes), Nodes, Namespaces and
+Pods (watch.py), applied to a ClusterView (view.py).
+
+Endpoints on --extender-port (plain HTTP; the chart's NetworkPolicy lets only the heat-aware scheduler in):
+  POST /scheduler/filter, /scheduler/prioritize   the extender (extender/server.py)
+  GET  /healthz   liveness: the process answers
+  GET  /readyz    readiness: 200 once every initial list is in, 503 before (a replica that has not synced would
+                  call every node of unknown country: residency would fail closed for all resident pods)
+  GET  /metrics   Prometheus
+  GET  /explain/{namespace}/{name}   why a pod this replica scored landed where it did (explain.py)
+On --webhook-port (TLS): the residency webhook (admission/server.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from heatsched.extender.server import make_app
+from heatsched.extender.wire import pod_cpu
+from heatsched.kube import api_client, call
+from heatsched.metrics import AdmissionMetrics, ExtenderMetrics
+from heatsched.placement_service import webhook
+from heatsched.placement_service.config import PlacementConfig
+from heatsched.placement_service.explain import Explanations
+from heatsched.placement_service.view import ClusterView
+from heatsched.placement_service.watch import Watch
+
+log = logging.getLogger("heatsched.placement")
+HEATSITES = ("heatsched.io", "v1alpha1", "heatsites")
+PLACEMENT_ANNOTATION = "heatsched.io/placement"
+HEAT_AWARE = "heat-aware"
+TERMINATED = ("Succeeded", "Failed")
+
+
+class _CacheCollector(Collector):
+    def __init__(self, service: PlacementService) -> None:
+        self.service = service
+
+    def collect(self) -> Any:
+        synced = GaugeMetricFamily("heatsched_cache_synced", "1 once the initial list of a watched resource is in",
+                                   labels=["resource"])
+        age = GaugeMetricFamily("heatsched_cache_last_event_age_seconds",
+                                "Seconds since the last list, event or bookmark of a watched resource",
+                                labels=["resource"])
+        now = time.monotonic()
+        for w in self.service.watches:
+            synced.add_metric([w.what], 1.0 if w.synced else 0.0)
+            if w.last_event:
+                age.add_metric([w.what], now - w.last_event)
+        yield synced
+        yield age
+
+
+class PlacementService:
+    def __init__(self, cfg: PlacementConfig, api: client.ApiClient, *, clock: Any = time.time) -> None:
+        self.cfg, self.api = cfg, api
+        self.core, self.custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        self.view = ClusterView(clock=clock)
+        self.explanations = Explanations()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_CacheCollector(self))
+        self.watches: list[Watch] = []
+        self._annotate: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(maxsize=10_000)
+
+    # ---- watch events ----------------------------------------------------------------------------------
+    def _site(self, key: str, obj: dict[str, Any] | None) -> None:
+        if obj is None:
+            self.view.delete_site(key)
+        else:
+            self.view.set_site(obj)
+
+    def _node(self, key: str, labels: dict[str, str] | None) -> None:
+        if labels is None:
+            self.view.delete_node(key)
+        else:
+            self.view.set_node(key, labels)
+
+    def _pod(self, pods: Watch, key: str, value: tuple[str, str, str | None, float, str] | None) -> None:
+        if value is None:
+            self.view.set_pod(key, None, 0.0)
+            self.explanations.scored.pop(key, None)
+            return
+        namespace, name, node, cpu, scheduler = value
+        known = key in self.view.pods
+        self.view.set_pod(key, node, cpu, charge=pods.synced)
+        if node is not None and not known and pods.synced and scheduler == HEAT_AWARE:
+            record = self.explanations.bound(key, f"{namespace}/{name}", node, self.view.snapshot)
+            if record is not None and self.cfg.annotate_placements:
+                try:
+                    self._annotate.put_nowait((namespace, name, record))
+                except asyncio.QueueFull:
+                    log.warning("placement annotation queue full: %s/%s not annotated", namespace, name)
+
+    @staticmethod
+    def _pod_extract(obj: dict[str, Any]) -> tuple[str, tuple[str, str, str | None, float, str]]:
+        meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+        node = spec.get("nodeName") if status.get("phase") not in TERMINATED else None
+        return str(meta.get("uid") or ""), (meta.get("namespace") or "", meta.get("name") or "", node,
+                                            pod_cpu(spec) if node else 0.0, spec.get("schedulerName") or "")
+
+    def start_watches(self, loop: asyncio.AbstractEventLoop) -> None:
+        def name(obj: dict[str, Any]) -> str:
+            return str((obj.get("metadata") or {}).get("name") or "")
+
+        site_list = partial(self.custom.list_cluster_custom_object, *HEATSITES)
+        self.watches = [
+            Watch("heatsites", site_list, lambda o: (name(o), o), self._site, loop),
+            Watch("nodes", self.core.list_node,
+                  lambda o: (name(o), dict((o.get("metadata") or {}).get("labels") or {})), self._node, loop),
+            Watch("namespaces", self.core.list_namespace,
+                  lambda o: (name(o), dict((o.get("metadata") or {}).get("annotations") or {})),
+                  self.view.set_namespace, loop),
+        ]
+        pods = Watch("pods", self.core.list_pod_for_all_namespaces, self._pod_extract,
+                     lambda k, v: self._pod(pods, k, v), loop,
+                     field_selector="status.phase!=Succeeded,status.phase!=Failed")
+        self.watches.append(pods)
+        for w in self.watches:
+            w.start()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.watches) and all(w.synced for w in self.watches)
+
+    # ---- background work (never in a request) --------------------------------------------------------
+    async def refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.refresh_s)
+            self.view.refresh()
+
+    async def annotate_loop(self) -> None:
+        while True:
+            namespace, name, record = await self._annotate.get()
+            body = {"metadata": {"annotations": {PLACEMENT_ANNOTATION: json.dumps(record, ensure_ascii=False)}}}
+            try:
+                await call(self.core.patch_namespaced_pod, name, namespace, body)
+            except ApiException as exc:
+                if exc.status != 404:
+                    log.warning("cannot annotate pod %s/%s: %s", namespace, name, exc.reason)
+            except Exception as exc:  # noqa: BLE001 - a timeout: the record stays served at /explain
+                log.warning("cannot annotate pod %s/%s: %s", namespace, name, type(exc).__name__)
+
+    # ---- HTTP -------------------------------------------------------------------------------------------
+    def extender_app(self) -> web.Application:
+        app = make_app(lambda: self.view.snapshot, on_scored=self.explanations.remember_scores,
+                       on_filtered=self.explanations.remember_relaxed, max_heat_wait_s=self.cfg.max_heat_wait_s,
+                       namespace_annotations=self.view.namespace_annotations,
+                       metrics=ExtenderMetrics(self.registry))
+
+        async def readyz(_: web.Request) -> web.Response:
+            pending = [w.what for w in self.watches if not w.synced]
+            if self.ready:
+                return web.json_response({"status": "ready"})
+            return web.json_response({"status": "syncing", "waiting for": pending or ["watches"]}, status=503)
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def explain(request: web.Request) -> web.Response:
+            ref = f"{request.match_info['namespace']}/{request.match_info['name']}"
+            record = self.explanations.placed.get(ref)
+            if record is None:
+                return web.json_response({"error": f"no placement record for {ref} on this replica"}, status=404)
+            return web.json_response(record)
+
+        app.router.add_get("/readyz", readyz)
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/explain/{namespace}/{name}", explain)
+        return app
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.start_watches(loop)
+        runners = []
+        tasks = [asyncio.create_task(self.refresh_loop()), asyncio.create_task(self.annotate_loop())]
+        try:
+            runner = web.AppRunner(self.extender_app(), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, self.cfg.extender_host, self.cfg.extender_port).start()
+            runners.append(runner)
+            log.info("extender listening on http://%s:%d/scheduler", self.cfg.extender_host, self.cfg.extender_port)
+            if self.cfg.webhook_port:
+                runners.append(await webhook.start(self.cfg, self.view, self.core, AdmissionMetrics(self.registry)))
+                log.info("residency webhook listening on https://%s:%d", self.cfg.webhook_host, self.cfg.webhook_port)
+            stop = asyncio.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            for t in tasks:
+                t.cancel()
+            for w in self.watches:
+                w.stop()
+            for r in runners:
+                await r.cleanup()
+
+
+def run(cfg: PlacementConfig, kubeconfig_path: str | None = None) -> None:
+    asyncio.run(PlacementService(cfg, api_client(kubeconfig_path)).run())

@@ -1,0 +1,113 @@
+"""The placement service's watched view, explanations and the controller's lease rule (pure logic)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import yaml
+from heatsched.controller.leader import free
+from heatsched.placement.core import NodeScore
+from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, ThermalState
+from heatsched.placement_service.explain import Explanations
+from heatsched.placement_service.view import ClusterView
+
+NOW = datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+EXAMPLE = next(d for d in yaml.safe_load_all((ROOT / "examples" / "metz-hospital.yaml").read_text())
+               if d and d.get("kind") == "HeatSite")
+
+
+def site(status: dict | None, name: str = "s1") -> dict:
+    """The Metz example site (tank 55/62/80 °C, FR) under another name, with `status`."""
+    obj = copy.deepcopy(EXAMPLE)
+    obj["metadata"] = {"name": name}
+    obj.pop("status", None)
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def view(at: datetime = NOW) -> ClusterView:
+    return ClusterView(clock=lambda: at.timestamp())
+
+
+def test_a_site_view_comes_from_the_status_the_controller_wrote():
+    v = view()
+    v.set_site(site({"temperatureCelsius": 56.0, "readingTime": (NOW - timedelta(seconds=10)).isoformat()}))
+    assert v.snapshot.sites["s1"].state == ThermalState.HEATING and v.snapshot.sites["s1"].fresh
+
+
+def test_a_controller_that_stops_writing_makes_the_site_neutral_never_stale():
+    v = view()
+    v.set_site(site({"temperatureCelsius": 79.0, "readingTime": (NOW - timedelta(seconds=10)).isoformat()}))
+    v.clock = lambda: (NOW + timedelta(minutes=5)).timestamp()
+    v.refresh()
+    assert v.snapshot.sites["s1"].state == ThermalState.UNKNOWN
+
+
+def test_no_status_means_unknown_not_zero_degrees():
+    v = view()
+    v.set_site(site(None))
+    assert v.snapshot.sites["s1"].state == ThermalState.UNKNOWN and v.snapshot.sites["s1"].temperature_c is None
+
+
+def test_an_unreadable_site_is_absent_and_says_why():
+    v = view()
+    bad = site(None)
+    bad["spec"]["country"] = "France"
+    v.set_site(bad)
+    assert "s1" not in v.snapshot.sites and "country" in v.errors["s1"]
+
+
+def test_nodes_take_site_and_country_from_the_protected_labels_only():
+    v = view()
+    v.set_node("n1", {SITE_LABEL: "s1", COUNTRY_LABEL: "FR", "country": "DE"})
+    v.set_node("n2", {"heatsched.io/country": "FR"})  # not the protected label
+    assert (v.node_country("n1"), v.node_country("n2"), v.node_country("n3")) == ("FR", None, None)
+    v.delete_node("n1")
+    assert v.node_country("n1") is None
+
+
+def test_pods_bound_after_the_last_status_charge_their_site_until_the_next_write():
+    v = view()
+    v.set_site(site({"temperatureCelsius": 56.0, "readingTime": NOW.isoformat()}))
+    v.set_node("n1", {SITE_LABEL: "s1", COUNTRY_LABEL: "FR"})
+    v.set_pod("old", "n1", 4.0, charge=False)  # in the initial list: already in status.itLoadKW
+    assert v.snapshot.pending_kw["s1"] == 0.0
+    v.set_pod("new", "n1", 2.0)
+    v.set_pod("new", "n1", 2.0)  # the same pod again: charged once
+    assert v.snapshot.pending_kw["s1"] > 0.0
+    v.set_site(site({"temperatureCelsius": 56.5, "readingTime": NOW.isoformat()}))
+    assert v.snapshot.pending_kw["s1"] == 0.0
+
+
+def test_a_placement_record_is_made_when_a_scored_pod_binds():
+    v = view()
+    v.set_site(site({"temperatureCelsius": 56.0, "readingTime": NOW.isoformat()}))
+    v.set_node("n1", {SITE_LABEL: "s1", COUNTRY_LABEL: "FR"})
+    ex = Explanations(limit=2)
+    ex.remember_scores("u1", "t/p", [NodeScore("n1", "s1", 0.9, "heating"), NodeScore("n2", None, 0.5, "x")])
+    record = ex.bound("u1", "t/p", "n1", v.snapshot)
+    assert record == {"node": "n1", "site": "s1", "country": "FR", "state": "Heating", "tankCelsius": 56.0,
+                      "score": 0.9, "why": "heating", "candidates": 2, "best": "n1"}
+    assert ex.placed["t/p"] is record and ex.bound("u9", "t/q", "n1", v.snapshot) is None
+    for i in range(5):
+        ex.remember_scores(f"x{i}", "t/x", [])
+    assert len(ex.scored) == 2  # bounded
+
+
+def lease(holder, renewed, duration=15):
+    return SimpleNamespace(spec=SimpleNamespace(holder_identity=holder, renew_time=renewed, acquire_time=renewed,
+                                                lease_duration_seconds=duration))
+
+
+def test_a_lease_is_free_only_when_unheld_ours_or_expired():
+    assert free(lease(None, None), "me", NOW)
+    assert free(lease("me", NOW), "me", NOW)
+    assert not free(lease("other", NOW - timedelta(seconds=10)), "me", NOW)
+    assert free(lease("other", NOW - timedelta(seconds=16)), "me", NOW)
