@@ -1,5 +1,5 @@
-# The heatsched image: the `heatsched` CLI, whose `operator` sub-command the Helm chart runs
-# (charts/heatsched). Build: docker build -t REGISTRY/heatsched:0.1.0 .
+# The heatsched image: one image, both processes. The Helm chart (charts/heatsched) runs `heatsched controller`
+# and `heatsched placement` from it. Build: docker build -t REGISTRY/heatsched:0.1.0 .
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

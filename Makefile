@@ -2,7 +2,7 @@
 # Both set up a fresh machine first (scripts/setup.sh is idempotent and fast when warm).
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test unit e2e clean-clusters
+.PHONY: setup demo test lint unit e2e clean-clusters
 
 setup:
 	@bash scripts/setup.sh
@@ -10,8 +10,13 @@ setup:
 demo: setup
 	.venv/bin/heatsched demo
 
-test: setup
+test: setup lint
 	.venv/bin/pytest -q $(PYTEST_ARGS) tests e2e
+
+# ruff over everything, mypy --strict over the package ([tool.ruff] and [tool.mypy] in pyproject.toml)
+lint:
+	.venv/bin/ruff check operator tests e2e benchmarks
+	.venv/bin/mypy
 
 unit:
 	.venv/bin/pytest -q tests

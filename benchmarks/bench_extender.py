@@ -98,7 +98,6 @@ def request_body(snap: Snapshot, n: int, full: bool) -> bytes:
 def serve(n_nodes: int, n_sites: int, port_pipe: Any) -> None:
     """Child process: serve the extender until terminated."""
     from aiohttp import web
-
     from heatsched.extender.server import make_app
 
     snap = build_snapshot(n_nodes, n_sites)
@@ -147,7 +146,7 @@ def profile(n: int, n_sites: int) -> None:
     import cProfile
     import pstats
 
-    from heatsched.extender.server import _Handlers  # noqa: PLC2701 - benchmarking the inner calls
+    from heatsched.extender.server import _Handlers
     from heatsched.extender.wire import decode_args
     from heatsched.placement.core import DEFAULT_PARAMS
 

@@ -65,17 +65,30 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scheduling import (  # noqa: E402
-    _insecure, _q, _scheduler_request, cpu_snapshot, settle, wait_service_account,
+from bench_scheduling import (
+    _insecure,
+    _q,
+    _scheduler_request,
+    cpu_snapshot,
+    settle,
+    wait_service_account,
 )
-from common import (  # noqa: E402
-    FUEL_NAMESPACE, ROOT, BenchStack, Kube, KubeError, add_process_args, bench_stack, example_sites, machine_info,
-    pod_body, wait_for,
+from common import (
+    FUEL_NAMESPACE,
+    ROOT,
+    BenchStack,
+    Kube,
+    KubeError,
+    add_process_args,
+    bench_stack,
+    example_sites,
+    machine_info,
+    pod_body,
+    wait_for,
 )
-
-from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER  # noqa: E402
-from heatsched.controller.fuel import UNSEEN_TTL_S  # noqa: E402
-from heatsched.placement.model import FUEL_SITE_LABEL  # noqa: E402
+from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER
+from heatsched.controller.fuel import UNSEEN_TTL_S
+from heatsched.placement.model import FUEL_SITE_LABEL
 
 CONDITIONS = ("idle", "fuel")
 HOT_OTHERS_C = 70.0  # sites outside the burst's residency (Frankfurt): Comfortable, fuel refused by the guard
@@ -296,7 +309,7 @@ async def burst(stack: BenchStack, args: argparse.Namespace) -> dict:
             t_created = time.monotonic()
             try:
                 await asyncio.wait_for(watcher, args.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise TimeoutError(f"only {len(bound)}/{len(names)} burst pods bound after {args.timeout:.0f} s "
                                    f"(see the heat-aware scheduler, controller and placement logs)") from None
             finally:
@@ -310,7 +323,7 @@ async def burst(stack: BenchStack, args: argparse.Namespace) -> dict:
             busy = {k: cpu1[k] - cpu0[k] for k in pids}
             return {"t0": t0, "t_created": t_created, "created": created, "bound": [bound[n] for n in names],
                     "nominated": [nominated.get(n) for n in names], "fuel": fuel.summary(), "fuel_after": fuel_after,
-                    "scheduler": {k: int(round(m1[k] - m0.get(k, 0.0))) for k in m1 if m1[k] != m0.get(k, 0.0)},
+                    "scheduler": {k: round(v - m0.get(k, 0.0)) for k, v in m1.items() if v != m0.get(k, 0.0)},
                     "attempt_ms": _attempt_ms(m0, m1), "pod_requests": _requests_delta(r0, r1),
                     "cpu_cores": sum(busy.values()) / (t_end - t0),
                     "cpu_s": {k: round(v, 2) for k, v in sorted(busy.items(), key=lambda kv: -kv[1])}}
@@ -321,10 +334,10 @@ async def burst(stack: BenchStack, args: argparse.Namespace) -> dict:
 def _attempt_ms(m0: dict[str, float], m1: dict[str, float]) -> dict[str, float]:
     """Mean duration of one scheduling attempt (kube-scheduler's own clock) by result, over the burst."""
     out = {}
-    for key in m1:
+    for key, value in m1.items():
         if key.startswith("attempt_s_count:"):
             result = key.split(":", 1)[1]
-            n = m1[key] - m0.get(key, 0.0)
+            n = value - m0.get(key, 0.0)
             total = m1.get(f"attempt_s_sum:{result}", 0.0) - m0.get(f"attempt_s_sum:{result}", 0.0)
             if n > 0:
                 out[result] = round(total / n * 1e3, 1)

@@ -48,12 +48,20 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    BenchStack, Kube, arg_parser, bench_stack, cpu_seconds, instrument_dump, instrument_report_path, instrumented,
-    machine_info, pod_body, proc_status_kib,
+from common import (
+    BenchStack,
+    Kube,
+    arg_parser,
+    bench_stack,
+    cpu_seconds,
+    instrument_dump,
+    instrument_report_path,
+    instrumented,
+    machine_info,
+    pod_body,
+    proc_status_kib,
 )
-
-from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER  # noqa: E402
+from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER
 
 VANILLA = "default-scheduler"
 PROFILES = (VANILLA, HEAT_AWARE_SCHEDULER)
@@ -251,7 +259,7 @@ async def schedule_pods(kube: Kube, profile: str, n_pods: int, *, args: argparse
         t0 = time.monotonic() if scheduler_pid else t_create
         try:
             await asyncio.wait_for(watcher, args.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"{profile}: only {len(bound)}/{n_pods} pods bound after {args.timeout:.0f} s "
                                f"(see the scheduler, controller and placement logs)") from None
         finally:

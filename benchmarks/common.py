@@ -30,10 +30,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import aiohttp
 import yaml
-
 from heatsched.cluster.controlplane import ControlPlane
 from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.cluster.procs import Service, free_port, log_tail
@@ -44,8 +44,8 @@ from heatsched.placement.model import COUNTRY_LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "e2e"))
-from exporter import SettableExporter  # noqa: E402 - the e2e exporter, reused as is
-from stack import wait_for  # noqa: E402
+from exporter import SettableExporter
+from stack import wait_for
 
 # One state per site, so the extender's filter and score both have work: Cold, Heating, Comfortable and
 # Saturated (the saturated site is filtered out for new load).
@@ -75,7 +75,7 @@ class Kube:
         self.session: aiohttp.ClientSession | None = None
         self.watch_reconnects = 0
 
-    async def __aenter__(self) -> "Kube":
+    async def __aenter__(self) -> Self:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self.ssl, limit=self.limit),
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},

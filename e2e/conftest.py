@@ -66,7 +66,7 @@ def cluster(request: pytest.FixtureRequest):
 @pytest.fixture(scope="session")
 def api(cluster):
     """A kubernetes ApiClient for the cluster's admin."""
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(str(cluster.kubeconfig))
 

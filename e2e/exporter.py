@@ -17,7 +17,7 @@ class SettableExporter:
         exporter = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server API)
+            def do_GET(self):
                 with exporter._lock:
                     text = "".join(line + "\n" for line in exporter.lines.values())
                 body = text.encode()
@@ -37,7 +37,7 @@ class SettableExporter:
     def target(self) -> str:
         return f"127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> "SettableExporter":
+    def start(self) -> SettableExporter:
         self.thread.start()
         return self
 

@@ -15,8 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from kubernetes import client
-
 from heatsched.cluster.controlplane import HEAT_AWARE_RETRY_FLAG, render_scheduler_config
 from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.cluster.procs import Service, free_port, log_tail
@@ -24,6 +22,7 @@ from heatsched.cluster.prometheus import PrometheusServer
 from heatsched.cluster.toolchain import Toolchain
 from heatsched.controller.fuel import priority_class
 from heatsched.placement.model import FUEL_SITE_LABEL
+from kubernetes import client
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "charts" / "heatsched" / "files" / "residency-policies.yaml"
@@ -188,7 +187,7 @@ class Stack:
         return log_tail(self.workdir / "controller.log", 30) + "\n" + log_tail(self.workdir / "placement.log", 20)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
-    def up(self) -> "Stack":
+    def up(self) -> Stack:
         if not getattr(self.cluster, "extender_url", None):
             self.start_heat_aware_scheduler()
         for site in SITES:

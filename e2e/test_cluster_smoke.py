@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from kubernetes import client
-
 from heatsched.cluster.kwoknodes import kwok_node
+from kubernetes import client
 from stack import wait_for
 
 

@@ -9,9 +9,7 @@ sarreguemines-factory (FR, grid 0.052 kgCO2e/kWh) and frankfurt-office (DE, 0.38
 from __future__ import annotations
 
 import pytest
-
-from heatsched.placement.model import FUEL_SITE_LABEL
-from heatsched.placement.model import SITE_LABEL
+from heatsched.placement.model import FUEL_SITE_LABEL, SITE_LABEL
 from stack import FUEL_NAMESPACE, wait_for
 
 MONTLUCON, METZ, SARREGUEMINES, FRANKFURT = (

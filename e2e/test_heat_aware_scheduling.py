@@ -14,9 +14,9 @@ import sys
 import time
 
 import pytest
-from kubernetes import client
-
+from heatsched.explain import fetch_record
 from heatsched.placement.model import COUNTRY_LABEL
+from kubernetes import client
 from stack import wait_for
 
 MONTLUCON, METZ, SARREGUEMINES, FRANKFURT = (
@@ -44,7 +44,8 @@ def scheduling_message(stack, namespace: str, pod: str) -> str:
 
 def explain(stack, namespace: str, pod: str) -> str:
     out = subprocess.run([sys.executable, "-m", "heatsched.cli", "explain", pod, "-n", namespace,
-                          f"--kubeconfig={stack.cluster.kubeconfig}"], capture_output=True, text=True, timeout=60)
+                          f"--kubeconfig={stack.cluster.kubeconfig}"], capture_output=True, text=True, timeout=60,
+                         check=False)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -122,6 +123,8 @@ def test_heat_never_keeps_a_pod_waiting_past_the_bound(stack, heat_namespace):
                                           .metadata.annotations or {}).get("heatsched.io/placement"), 15))
     assert "taken although heat-blocked" in record["heatWaitBound"], record
     assert "heat wait bound used" in explain(stack, heat_namespace, "patient")
+    served = json.loads(fetch_record(f"http://127.0.0.1:{stack.extender_port()}", heat_namespace, "patient"))
+    assert served == record  # the placement service's memory, which the annotation copies
     stack.set_temperatures({MONTLUCON: 70.0, METZ: 70.0, SARREGUEMINES: 88.0, FRANKFURT: 30.0})
 
 

@@ -7,10 +7,9 @@ import time
 import uuid
 
 import pytest
-from kubernetes import client
-
 from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL
+from kubernetes import client
 from stack import REFRESH_S, ROOT, wait_for
 
 MONTLUCON = "montlucon-residence"

@@ -21,7 +21,7 @@ RES = "heatsched.io/residency"
 
 def run_audit(stack, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "heatsched.cli", "audit", f"--kubeconfig={stack.cluster.kubeconfig}",
-                           *args], capture_output=True, text=True, timeout=120)
+                           *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def bound_pod(stack, namespace: str, name: str, node: str, *, annotations: dict | None = None,

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from kubernetes import client
-
 from heatsched.placement.model import COUNTRY_LABEL
+from kubernetes import client
 from stack import wait_for
 
 MONTLUCON = "montlucon-residence"

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from heatsched.models import load_manifest
 from heatsched.controller.store import Store
+from heatsched.models import load_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-NOW = datetime(2026, 1, 12, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -8,12 +8,19 @@ from datetime import UTC, datetime
 from types import SimpleNamespace as NS
 
 import pytest
-
 from heatsched import audit as cli_audit
 from heatsched.cli import main
 from heatsched.placement.audit import (
-    INVALID_RESIDENCY, NODE_COUNTRY_UNKNOWN, NODE_NOT_FOUND, NODE_OUTSIDE_RESIDENCY, RESIDENCY_CONFLICT,
-    VOLUME_LOCATION_UNKNOWN, VOLUME_OUTSIDE_RESIDENCY, audit, country_terms)
+    INVALID_RESIDENCY,
+    NODE_COUNTRY_UNKNOWN,
+    NODE_NOT_FOUND,
+    NODE_OUTSIDE_RESIDENCY,
+    RESIDENCY_CONFLICT,
+    VOLUME_LOCATION_UNKNOWN,
+    VOLUME_OUTSIDE_RESIDENCY,
+    audit,
+    country_terms,
+)
 from heatsched.placement.model import COUNTRY_LABEL
 
 RES = "heatsched.io/residency"

@@ -6,7 +6,6 @@ import json
 from types import SimpleNamespace as NS
 
 import pytest
-
 from heatsched.cli import build_parser, main
 from heatsched.explain import render
 
@@ -55,3 +54,33 @@ def test_parser_lists_commands_in_help():
     help_text = build_parser().format_help()
     for command in ("demo", "cluster", "controller", "placement", "explain", "twin", "simulate", "crds", "policies", "audit"):
         assert command in help_text
+
+
+def test_a_bound_pod_without_annotation_is_explained_by_the_placement_services_memory():
+    import http.server
+    import threading
+
+    from heatsched.explain import fetch_record
+
+    record = {"node": "m-1", "site": "montlucon", "country": "FR", "state": "Cold", "tankCelsius": 52.0,
+              "score": 0.91, "why": "tank cold", "candidates": 3, "best": "m-1"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            known = self.path == "/explain/t/p"
+            self.send_response(200 if known else 404)
+            self.end_headers()
+            self.wfile.write(json.dumps(record if known else {"error": "none"}).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        text = render(pod("m-1", {"heatsched.io/residency": "FR"}, phase="Running"), [], fetch_record(url, "t", "p"))
+        assert "site: montlucon (FR)" in text and "why: tank cold" in text
+        assert fetch_record(url, "t", "other") is None and fetch_record("http://127.0.0.1:1", "t", "p") is None
+    finally:
+        server.shutdown()

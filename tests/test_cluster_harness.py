@@ -8,7 +8,6 @@ import time
 
 import pytest
 from cryptography import x509
-
 from heatsched.cluster.controlplane import render_scheduler_config
 from heatsched.cluster.pki import ADMIN, Identity, Pki
 from heatsched.cluster.procs import Service, proc_start_time

@@ -9,10 +9,9 @@ from typing import Any, get_args
 
 import pytest
 import yaml
-from pydantic import BaseModel
-
 from heatsched.cli import main
 from heatsched.crdgen import RESOURCES, crd, openapi_schema, render, stale_files
+from pydantic import BaseModel
 
 REPO = Path(__file__).resolve().parents[1]
 CRDS = {res.kind: crd(res) for res in RESOURCES}

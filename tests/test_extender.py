@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
 from heatsched.extender.server import make_app
 from heatsched.extender.wire import (
     ExtenderArgs,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from heatsched.extender.server import make_app
 from heatsched.placement.model import NodeView, SiteView, Snapshot, Tank, ThermalState
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 EXAMPLES = int(os.environ.get("HEATSCHED_FUZZ_EXAMPLES", "300"))
 ENDPOINTS = ("/scheduler/filter", "/scheduler/prioritize")

@@ -4,26 +4,24 @@ fuel never being tenant load, the forecast the plan gets, the extender's heat wa
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
-from heatsched.explain import render
-from heatsched.extender.server import make_app
 from heatsched.controller.fuel import fuel_pod_body, priority_class, reserved_nodes
-from heatsched.placement.model import FUEL_SITE_LABEL
 from heatsched.controller.handlers import fuel_site_of, node_cpu
 from heatsched.controller.store import FuelPod, Store
-from heatsched.placement.model import SITE_LABEL, NodeView, SiteView, Snapshot, Tank, ThermalState
+from heatsched.explain import render
+from heatsched.extender.server import make_app
+from heatsched.placement.model import FUEL_SITE_LABEL, SITE_LABEL, NodeView, SiteView, Snapshot, Tank, ThermalState
 from heatsched.twin.live import LiveSite
 from heatsched.twin.sites import load_sites
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 POOL = "node-restriction.kubernetes.io/heatsched-pool"
-NOW = datetime(2026, 1, 12, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture

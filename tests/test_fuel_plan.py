@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-
-import pytest
-
 from pathlib import Path
 
+import pytest
 from heatsched.models import FuelCriterion, HeatSite, load_manifest
+from heatsched.placement.model import Tank
 from heatsched.planning.fuel import (
     FuelInputs,
     FuelLedger,
@@ -17,7 +16,6 @@ from heatsched.planning.fuel import (
     guard,
     plan_fuel,
 )
-from heatsched.placement.model import Tank
 from heatsched.thermal import energy_kwh
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

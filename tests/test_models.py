@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import copy
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-
 from heatsched.crdgen import RESOURCES, crd
 from heatsched.models import (
     IMMUTABLE_COUNTRY,
@@ -99,8 +98,8 @@ INVALID = [
     ("neither profile nor live query", DEMAND, "spec", {"siteRef": "s", "kind": "DomesticHotWater"}, "spec",
      "give a profile, a liveQuery or both", "give a profile, a liveQuery or both"),
     ("supply below target", SITE, "spec.heatRecovery", {"efficiency": 0.95, "supplyCelsius": 58}, "spec",
-     "supplyCelsius (58) must be above tank.targetCelsius (60)", "heatRecovery.supplyCelsius must be above "
-     "tank.targetCelsius"),
+     "supplyCelsius (58) must be above tank.targetCelsius (60)",
+     ("heatRecovery.supplyCelsius must be above tank.targetCelsius")),
     ("fuel min above max", SITE, "spec.fuel.minCores", 2048, "spec.fuel", "minCores (2048) must not exceed maxCores",
      "minCores must not exceed maxCores"),
     ("fuel cores not whole pods", SITE, "spec.fuel.maxCores", 1022, "spec.fuel", "multiples of coresPerPod (4)",
@@ -276,7 +275,7 @@ def test_status_from_a_site_view_uses_wire_names_and_keeps_unknown_temperature_n
 
 
 def test_reading_time_serialises_as_rfc3339_utc():
-    when = datetime(2026, 1, 15, 7, 30, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 15, 7, 30, tzinfo=UTC)
     wire = HeatSiteStatus(temperature_celsius=58.5, reading_time=when).to_wire()
     assert wire["readingTime"] == "2026-01-15T07:30:00Z"
     assert math.isclose(wire["temperatureCelsius"], 58.5)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import generate_latest
-
 from heatsched.controller.audit_loop import audit_counts
 from heatsched.controller.metrics import registry
 from heatsched.controller.store import ResidentPod
 from heatsched.placement.model import COUNTRY_LABEL
+from prometheus_client import generate_latest
 
 CLAIM = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
 
@@ -53,12 +52,11 @@ def test_site_metrics_are_in_base_units_and_name_the_state(store):
 
 async def test_extender_and_webhook_count_what_they_answer():
     from aiohttp.test_utils import TestClient, TestServer
-    from prometheus_client import CollectorRegistry
-
     from heatsched.admission.server import make_app as webhook_app
     from heatsched.extender.server import make_app as extender_app
     from heatsched.metrics import AdmissionMetrics, ExtenderMetrics
     from heatsched.placement.model import Snapshot
+    from prometheus_client import CollectorRegistry
     from test_webhook import FakeLookups
 
     reg = CollectorRegistry()

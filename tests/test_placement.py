@@ -6,7 +6,6 @@ import dataclasses
 import math
 
 import pytest
-
 from heatsched.placement.core import (
     NEUTRAL,
     WATER_KWH_PER_LITRE_KELVIN,

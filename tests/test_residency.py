@@ -6,7 +6,6 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-
 from heatsched.placement.residency import (
     EU_MEMBERS,
     ISO_ALPHA2,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from heatsched.controller.handlers import meaningful
 from heatsched.models import HeatSiteStatus
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, STATE_LABEL, ThermalState
@@ -14,7 +13,7 @@ from heatsched.thermal import Reading
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 POOL = "node-restriction.kubernetes.io/heatsched-pool"
-NOW = datetime(2026, 1, 12, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
 
 
 def test_a_node_in_one_site_gets_site_country_and_state_labels(store):
@@ -68,7 +67,7 @@ def test_demand_profiles_follow_the_sites_local_clock(store):
     dhw = store.demands["montlucon-residence-dhw"].spec.profile
     local_hour_kw = dhw.hourly_kw[7] * dhw.weekday_factors[0] * dhw.season_factors.winter
     utc_hour_kw = dhw.hourly_kw[6] * dhw.weekday_factors[0] * dhw.season_factors.winter
-    total = store.demand_kw("montlucon-residence", datetime(2026, 1, 12, 6, 30, tzinfo=timezone.utc))
+    total = store.demand_kw("montlucon-residence", datetime(2026, 1, 12, 6, 30, tzinfo=UTC))
     loop = store.demands["montlucon-residence-loop"].spec.profile
     loop_kw = loop.hourly_kw[7] * loop.weekday_factors[0] * loop.season_factors.winter
     assert total == pytest.approx(local_hour_kw + loop_kw)
@@ -116,3 +115,33 @@ def test_a_node_not_relabelled_yet_at_start_up_is_no_drift(store):
     store.set_node("m1", {POOL: "montlucon-residence", COUNTRY_LABEL: "FR"})  # no site label yet
     store.set_resident("u1", ResidentPod("t", "p", "m1", frozenset({"FR"})))
     assert store.check_drift() == []  # the country label kube-scheduler enforced is what counts
+
+
+async def test_thermaldemand_status_reads_profiles_in_the_sites_local_time_like_placement(store):
+    """One clock: ThermalDemand status.currentKW and the site's demandKW use the building's local time."""
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from heatsched.controller.config import OperatorConfig
+    from heatsched.controller.handlers import Operator
+    from heatsched.thermal import demand_now
+
+    written = {}
+
+    class Custom:
+        def patch_cluster_custom_object_status(self, group, version, plural, name, body, **_):
+            written[name] = body["status"]
+
+    op = Operator(OperatorConfig(), source=SimpleNamespace(), api=None, store=store)
+    op.custom = Custom()
+    site = "frankfurt-office"
+    demands = [d for d in store.demands.values() if d.spec.site_ref == site and d.spec.profile is not None]
+    assert demands
+    # a moment where the profile differs between UTC and Frankfurt's hour, so reading UTC would show
+    now = next(t for h in range(24) if (t := datetime(2026, 1, 12, h, 30, tzinfo=UTC))
+               and demand_now(demands[0].spec, t, None)[0] != demand_now(demands[0].spec, store.local_time(site, t), None)[0])
+    await op.write_demands(site, now)
+    for d in demands:
+        local = demand_now(d.spec, store.local_time(site, now), None)[0]
+        assert written[d.name]["currentKW"] == round(local, 3)
+    assert sum(written[d.name]["currentKW"] for d in demands) == pytest.approx(store.demand_kw(site, now), abs=0.01)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from typing import ClassVar
 
 import pytest
-
 from heatsched.telemetry.prometheus import PrometheusSource
 from heatsched.telemetry.source import TelemetryError, parse_instant_vector
 
@@ -44,9 +44,9 @@ def test_one_finite_series_is_a_value_and_a_time():
 
 
 class _Prometheus(http.server.BaseHTTPRequestHandler):
-    answers: dict[str, object] = {}
+    answers: ClassVar[dict[str, object]] = {}
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         from urllib.parse import parse_qs, urlparse
 
         query = parse_qs(urlparse(self.path).query)["query"][0]

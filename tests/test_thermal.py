@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from heatsched.models import DemandProfile, DemandSource, HeatSiteSpec, SeasonFactors, ThermalDemandSpec
 from heatsched.placement.model import Tank, ThermalState
 from heatsched.thermal import (
@@ -17,15 +16,15 @@ from heatsched.thermal import (
     energy_kwh,
     heat_deficit_kwh,
     profile_kw,
+    saturation_band_k,
     season,
     site_view,
     state_reason,
-    saturation_band_k,
     thermal_state,
 )
 
 TANK = Tank(volume_l=1500, min_c=55, target_c=60, max_c=85)
-NOW = datetime(2026, 1, 14, 7, 30, tzinfo=timezone.utc)  # a Wednesday in winter
+NOW = datetime(2026, 1, 14, 7, 30, tzinfo=UTC)  # a Wednesday in winter
 KWH_PER_LITRE_KELVIN = 4.186 / 3600  # 4.186 kJ per kg and kelvin, 1 kg per litre
 
 

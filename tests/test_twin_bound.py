@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from heatsched.twin.bound import BoundInput, bound_input, lp_bound, solve_bound
 from heatsched.twin.policies import FUEL_POLICIES, POLICY_NAMES
 from heatsched.twin.simulate import SimConfig, build_scenario, run_policy
@@ -23,12 +22,13 @@ def tank(demand: list[list[float]], work: list[list[float]] | None = None, allow
     no idle power and 100 cores, unless `per_site` overrides a field (a value per site) or a flag."""
     sites, hours = len(demand), len(demand[0])
     flags = {k: per_site.pop(k) for k in ("with_fuel", "max_delay_h") if k in per_site}
-    fields: dict[str, Any] = dict(
-        capacity_kwh_per_k=[1.0] * sites, floor_c=[50.0] * sites, top_c=[50.0] * sites, start_c=[50.0] * sites,
-        ua_kw_per_k=[0.0] * sites, ambient_c=[20.0] * sites, efficiency=[1.0] * sites,
-        watts_per_cpu=[1000.0] * sites, idle_kw=[0.0] * sites, cores=[100.0] * sites,
-        country=["FR"] * sites, fuel_allowed=[True] * sites, fuel_max_cores=[100.0] * sites,
-    )
+    fields: dict[str, Any] = {
+        "capacity_kwh_per_k": [1.0] * sites, "floor_c": [50.0] * sites, "top_c": [50.0] * sites,
+        "start_c": [50.0] * sites, "ua_kw_per_k": [0.0] * sites, "ambient_c": [20.0] * sites,
+        "efficiency": [1.0] * sites, "watts_per_cpu": [1000.0] * sites, "idle_kw": [0.0] * sites,
+        "cores": [100.0] * sites, "country": ["FR"] * sites, "fuel_allowed": [True] * sites,
+        "fuel_max_cores": [100.0] * sites,
+    }
     fields.update(per_site)
     allowed = allowed if allowed is not None else ([list(range(sites))] if work else [])
     work_grid = np.asarray(work, dtype=float) if work else np.zeros((0, hours))

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
 from heatsched.placement.model import SITE_LABEL
 from heatsched.twin.exporter import Twin, create_app
 from heatsched.twin.live import SimClock
@@ -66,7 +65,7 @@ async def test_metrics_carry_the_agreed_names_with_a_site_label(client, sites):
             sample(text, metric, site=site.name)
         for demand in site.demands:
             assert sample(text, "heatsched_twin_demand_kw", site=site.name, demand=demand.name) >= 0
-    assert re.search(r"^# TYPE heatsched_twin_backup_kwh_total counter$", text, re.M)
+    assert re.search(r"^# TYPE heatsched_twin_backup_kwh_total counter$", text, re.MULTILINE)
 
 
 async def test_it_override_changes_the_heat_the_tank_receives(client):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from heatsched.cli import main
 from heatsched.thermal import profile_kw
 from heatsched.twin.draw import DayFactorModel

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from heatsched.twin.draw import inlet_celsius, inlet_on
 from heatsched.twin.sites import load_sites
 from heatsched.twin.tank import (
@@ -27,8 +26,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def params(**overrides: float) -> TankParams:
-    base = dict(volume_l=1500, min_c=55, target_c=60, max_c=85, inlet_c=12, efficiency=0.95, backup_kw=30,
-                ua_kw_per_k=0.0)
+    base = {"volume_l": 1500, "min_c": 55, "target_c": 60, "max_c": 85, "inlet_c": 12, "efficiency": 0.95,
+            "backup_kw": 30, "ua_kw_per_k": 0.0}
     return TankParams(**{**base, **overrides})
 
 
@@ -186,10 +185,10 @@ def test_energy_is_conserved_over_a_week_with_a_varying_inlet():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(volume_l=0), "volume_l"),
-        (dict(min_c=90), "temperatures"),
-        (dict(efficiency=1.2), "efficiency"),
-        (dict(backup_kw=-1), "backup_kw"),
+        ({"volume_l": 0}, "volume_l"),
+        ({"min_c": 90}, "temperatures"),
+        ({"efficiency": 1.2}, "efficiency"),
+        ({"backup_kw": -1}, "backup_kw"),
     ],
 )
 def test_invalid_tank_parameters_are_rejected_with_a_message(overrides, message):

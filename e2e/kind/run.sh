@@ -17,7 +17,7 @@ base=https://github.com/kubernetes-sigs/kwok/releases/download/$KWOK_VERSION
 kubectl --kubeconfig "$kubeconfig" apply -f "$base/kwok.yaml" -f "$base/stage-fast.yaml"
 kubectl --kubeconfig "$kubeconfig" -n kube-system rollout status deployment/kwok-controller --timeout=120s
 [ -x .venv/bin/pytest ] || bash scripts/setup.sh
-# the kind apiserver reaches the host (operator webhook) through the kind network gateway
+# the kind apiserver reaches the host (the placement service's webhook) through the kind network gateway
 export HEATSCHED_E2E_WEBHOOK_HOST=${HEATSCHED_E2E_WEBHOOK_HOST:-$(docker network inspect kind -f "{{(index .IPAM.Config 0).Gateway}}")}
 status=0
 .venv/bin/pytest e2e --kubeconfig "$kubeconfig" "$@" || status=$?

@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from heatsched.placement.audit import VIOLATION, AuditReport, PodAudit, audit
 from heatsched.placement.residency import format_residency
@@ -34,17 +36,17 @@ class Inputs:
 
     server: str | None = None
     context: str | None = None
-    pods: list[dict] = field(default_factory=list)
-    namespaces: list[dict] = field(default_factory=list)
-    nodes: list[dict] = field(default_factory=list)
-    claims: list[dict] = field(default_factory=list)
-    volumes: list[dict] = field(default_factory=list)
-    storage_classes: list[dict] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    namespaces: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    storage_classes: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---- reading the cluster ------------------------------------------------------------------------------
 def _why(exc: BaseException) -> str:
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     if isinstance(exc, ApiException):
         detail = ""
@@ -56,14 +58,14 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _list(what: str, call, *args, timeout: float) -> list[dict]:
+def _list(what: str, call: Callable[..., Any], *args: Any, timeout: float) -> list[dict[str, Any]]:
     """Every object of one list call, page by page, as the raw JSON the apiserver sent (no client model, so
     a field or volume type the client library does not know is still seen)."""
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     token = None
     while True:
         try:
-            kwargs = {"limit": PAGE, "_preload_content": False, "_request_timeout": timeout}
+            kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False, "_request_timeout": timeout}
             if token:
                 kwargs["_continue"] = token
             response = call(*args, **kwargs)
@@ -76,35 +78,37 @@ def _list(what: str, call, *args, timeout: float) -> list[dict]:
             return items
 
 
-def _read(what: str, call, *args, timeout: float) -> dict:
+def _read(what: str, call: Callable[..., Any], *args: Any, timeout: float) -> dict[str, Any]:
     try:
-        return json.loads(call(*args, _preload_content=False, _request_timeout=timeout).data)
+        obj: dict[str, Any] = json.loads(call(*args, _preload_content=False, _request_timeout=timeout).data)
+        return obj
     except Exception as exc:
         raise ClusterUnreadable(f"cannot read {what}: {_why(exc)}") from exc
 
 
-def connect(kubeconfig: str | None, context: str | None):
+def connect(kubeconfig: str | None, context: str | None) -> tuple[Any, str | None]:
     """(ApiClient, context name) for the kubeconfig (default: $KUBECONFIG or ~/.kube/config), else the
     in-cluster service account."""
     from kubernetes import client, config
 
     try:
         try:
-            api = config.new_client_from_config(config_file=kubeconfig, context=context)
+            api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context)
         except config.ConfigException:
             if kubeconfig or context:
                 raise
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
             return client.ApiClient(), "in-cluster"
         if context is None:
-            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            _, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
             context = (active or {}).get("name")
         return api, context
     except Exception as exc:  # a missing or broken kubeconfig
         raise ClusterUnreadable(f"cannot load a kubeconfig: {exc}") from exc
 
 
-def collect(api, namespace: str | None, timeout: float) -> Inputs:
+def collect(api: Any, namespace: str | None, timeout: float) -> Inputs:
     """List what the audit needs. Namespaced objects only in `namespace` when it is given; nodes, volumes and
     storage classes always cluster-wide (they are cluster-scoped)."""
     from kubernetes import client
@@ -129,7 +133,7 @@ def collect(api, namespace: str | None, timeout: float) -> Inputs:
 
 # ---- output -------------------------------------------------------------------------------------------
 def document(report: AuditReport, inputs: Inputs, *, namespace: str | None, all_pods: bool,
-             now: datetime | None = None) -> dict:
+             now: datetime | None = None) -> dict[str, Any]:
     """The JSON evidence: stable keys, pods sorted by namespace and name."""
     now = now or datetime.now(UTC)
     body = report.to_json()
@@ -196,7 +200,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("audit", help="list resident pods with their node's and volumes' countries; "
                                      "exit 1 on any residency violation",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -26,6 +26,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from heatsched.cluster.controlplane import ControlPlane
+    from heatsched.cluster.procs import Service
+    from heatsched.cluster.prometheus import PrometheusServer
+    from heatsched.models import HeatSite
 
 ROOT_CANDIDATES = (Path.cwd(), Path(__file__).resolve().parents[2])
 FUEL_NAMESPACE = "heatsched-fuel"
@@ -39,12 +46,16 @@ def _examples() -> Path:
 
 
 class Demo:
+    # Any: the kubernetes client takes plain dict bodies at runtime, and its models type every field Optional
+    core: Any
+    custom: Any
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.t0 = time.monotonic()
-        self.services = []
-        self.cp = None
-        self.prometheus = None
+        self.services: list[Service] = []
+        self.cp: ControlPlane | None = None
+        self.prometheus: PrometheusServer | None = None
         self.rng = random.Random(args.seed)
         self.jobs: dict[tuple[str, str], float] = {}  # (namespace, name) -> end time
         self.placed: dict[tuple[str, str], str] = {}  # -> node
@@ -62,27 +73,28 @@ class Demo:
         from heatsched.cluster.procs import Service, free_port
         from heatsched.cluster.prometheus import PrometheusServer
         from heatsched.cluster.toolchain import Toolchain
-        from heatsched.models import load_manifest
         from heatsched.controller.fuel import priority_class
+        from heatsched.models import HeatSite, load_manifest
 
         root = _examples()
-        self.cp = ControlPlane(name="demo").up()
-        self.api = config.new_client_from_config(str(self.cp.kubeconfig))
+        cp = self.cp = ControlPlane(name="demo").up()
+        self.api = config.new_client_from_config(str(cp.kubeconfig))  # type: ignore[no-untyped-call]
         self.core, self.custom = client.CoreV1Api(self.api), client.CustomObjectsApi(self.api)
         version = client.VersionApi(self.api).get_code().git_version
         self.say(f"control plane up: kube-apiserver {version}, kube-scheduler x2 (default, heat-aware), kwok")
         kubectl = str(Toolchain.discover().path("kubectl"))
         def run(*a: str) -> None:
-            subprocess.run([kubectl, f"--kubeconfig={self.cp.kubeconfig}", *a], check=True, capture_output=True,
+            subprocess.run([kubectl, f"--kubeconfig={cp.kubeconfig}", *a], check=True, capture_output=True,
                            text=True)
         run("apply", "-f", str(root / "crds"))
         run("apply", "-f", str(root / "charts" / "heatsched" / "files" / "residency-policies.yaml"))
         run("wait", "--for=condition=Established", "crd/heatsites.heatsched.io", "crd/thermaldemands.heatsched.io")
         run("apply", "-f", str(root / "examples"))
         self.core.create_namespace({"metadata": {"name": FUEL_NAMESPACE}})
-        client.SchedulingV1Api(self.api).create_priority_class(priority_class())
-        self.sites = [o for p in sorted((root / "examples").glob("*.yaml")) for o in load_manifest(p)
-                      if type(o).__name__ == "HeatSite"]
+        scheduling: Any = client.SchedulingV1Api(self.api)  # takes the plain dict body at runtime
+        scheduling.create_priority_class(priority_class())
+        self.sites: list[HeatSite] = [o for p in sorted((root / "examples").glob("*.yaml")) for o in load_manifest(p)
+                                      if isinstance(o, HeatSite)]
         fuel = {"coresPerPod": self.args.fuel_cores_per_pod, "enabled": not self.args.no_fuel}
         for site in self.sites:
             self.custom.patch_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site.name,
@@ -92,26 +104,29 @@ class Demo:
         self.say(f"{len(self.sites)} HeatSites applied from examples/, {self.args.nodes_per_site} kwok nodes each: "
                  + ", ".join(f"{s.name} ({s.spec.country})" for s in self.sites))
 
-        work = self.cp.workdir
+        work = cp.workdir
+        assert work is not None  # up() made it
         twin_port = free_port()
         self.twin_url = f"http://127.0.0.1:{twin_port}"
         py = [sys.executable, "-m", "heatsched.cli"]
         self.services.append(Service("twin", py + [
             "twin", "serve", "--sites", str(root / "examples"), "--host", "127.0.0.1", "--port", str(twin_port),
-            "--speed", str(self.args.speed), "--load", "kubernetes", "--kubeconfig", str(self.cp.kubeconfig),
+            "--speed", str(self.args.speed), "--load", "kubernetes", "--kubeconfig", str(cp.kubeconfig),
             "--refresh", "2", "--initial-temperature", "57", "--seed", str(self.args.seed)], work / "twin.log").start())
         self._wait_http(f"{self.twin_url}/healthz", "twin")
-        self.prometheus = PrometheusServer(work / "prometheus", {"twin": [f"127.0.0.1:{twin_port}"]}).start()
-        self.say(f"digital twin at {self.twin_url} (x{self.args.speed:g} time), Prometheus at {self.prometheus.url}")
-        ext_port = int(self.cp.extender_url.rsplit(":", 1)[1].split("/")[0])
+        prometheus = self.prometheus = PrometheusServer(
+            work / "prometheus", {"twin": [f"127.0.0.1:{twin_port}"]}).start()
+        self.say(f"digital twin at {self.twin_url} (x{self.args.speed:g} time), Prometheus at {prometheus.url}")
+        assert cp.extender_url is not None  # up() sets it
+        ext_port = int(cp.extender_url.rsplit(":", 1)[1].split("/")[0])
         webhook_port = free_port()
         self.services.append(Service("controller", py + [
-            "controller", f"--kubeconfig={self.cp.kubeconfig}", f"--prometheus-url={self.prometheus.url}",
+            "controller", f"--kubeconfig={cp.kubeconfig}", f"--prometheus-url={prometheus.url}",
             "--status-heartbeat=5", f"--metrics-port={free_port()}", "--leader-election-namespace=default"],
             work / "controller.log").start())
         # --annotate-placements: the summary's `heatsched explain` reads the pod's heatsched.io/placement
         self.services.append(Service("placement", py + [
-            "placement", f"--kubeconfig={self.cp.kubeconfig}", f"--extender-port={ext_port}",
+            "placement", f"--kubeconfig={cp.kubeconfig}", f"--extender-port={ext_port}",
             f"--webhook-port={webhook_port}", f"--webhook-cert-dir={work / 'webhook-tls'}", "--annotate-placements"],
             work / "placement.log").start())
         self._wait_http(f"http://127.0.0.1:{ext_port}/readyz", "placement service (/readyz)")
@@ -126,8 +141,8 @@ class Demo:
             time.sleep(0.5)
         self.say("controller up: sites have live thermal states; placement service up: admission webhook and "
                  "extender serving")
-        for name, annotations in (("tenant-fr", {"heatsched.io/residency": "FR"}), ("tenant-any", {})):
-            self.core.create_namespace({"metadata": {"name": name, "annotations": annotations,
+        for name, ns_annotations in (("tenant-fr", {"heatsched.io/residency": "FR"}), ("tenant-any", {})):
+            self.core.create_namespace({"metadata": {"name": name, "annotations": ns_annotations,
                                                      "labels": {"heatsched.io/scheduling": "heat-aware"}}})
         time.sleep(1)
         self.say("tenants: tenant-fr (residency FR, heat-aware), tenant-any (unrestricted, heat-aware)")
@@ -145,9 +160,9 @@ class Demo:
                 time.sleep(0.2)
         raise TimeoutError(f"{what} not ready at {url}")
 
-    def _wait_webhook(self, adm, port: int, timeout: float = 60) -> None:
+    def _wait_webhook(self, adm: Any, port: int, timeout: float = 60) -> None:
         """Until the placement service has pointed the ValidatingWebhookConfiguration heatsched.io at `port`."""
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         from heatsched.admission.configuration import CONFIG_NAME
 
@@ -164,12 +179,15 @@ class Demo:
             time.sleep(0.2)
         raise TimeoutError(f"residency webhook configuration not pointing at port {port} after {timeout:.0f} s")
 
-    def _status(self, site: str) -> dict:
-        return self.custom.get_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site).get("status") or {}
+    def _status(self, site: str) -> dict[str, Any]:
+        status: dict[str, Any] = (
+            self.custom.get_cluster_custom_object("heatsched.io", "v1alpha1", "heatsites", site).get("status") or {})
+        return status
 
-    def _twin(self) -> dict:
+    def _twin(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.twin_url}/sites", timeout=2) as r:
-            return json.load(r)
+            sites: dict[str, Any] = json.load(r)
+            return sites
 
     # ---- workload ------------------------------------------------------------------------------------
     def submit(self, n: int) -> None:
@@ -209,7 +227,7 @@ class Demo:
                     self.placed[("tenant-fr", name)] = pod.spec.node_name
             time.sleep(0.2)
         ordered = sorted(waits.values())
-        p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)] if ordered else float("nan")
+        p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)] if ordered else float("nan")
         self.say(f"tenant burst: {len(waits)}/{n} bound, slowest after {max(ordered, default=float('nan')):.1f} s "
                  f"(p95 {p95:.1f} s); fuel pods {fuel_before} -> {self.fuel_pods()}: tenants preempt fuel")
         self.burst_result = (len(waits), n, max(ordered, default=float("nan")), fuel_before)
@@ -231,8 +249,8 @@ class Demo:
         running: dict[str, int] = {}
         for key, node in self.placed.items():
             if key in self.jobs:
-                site = node.rsplit("-", 1)[0]
-                running[site] = running.get(site, 0) + 1
+                site_name = node.rsplit("-", 1)[0]
+                running[site_name] = running.get(site_name, 0) + 1
         pending = sum(1 for k in self.jobs if k not in self.placed)
         print(f"         sim {self._twin()['simTime'][5:16]}  pending {pending}")
         print(f"         {'site':24} {'cc':2} {'tank °C':>7} {'state':11} {'pods':>4} {'fuel':>10} {'IT kW':>6} "
@@ -290,7 +308,7 @@ class Demo:
             print("\n".join("           " + line for line in render(pod, []).splitlines()))
         return 1 if violations else 0
 
-    def fuel_summary(self, twin: list[dict]) -> None:
+    def fuel_summary(self, twin: list[dict[str, Any]]) -> None:
         """Gas and CO2 of heat against the same run without fuel (the twin's counterfactual tank per site:
         same demand, same tenant pods, no fuel pods)."""
         from heatsched.planning.fuel import co2_factors
@@ -330,6 +348,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         code = demo.run()
         if args.keep:
+            assert demo.cp is not None  # run() brought it up
             demo.say(f"--keep: cluster stays up until Ctrl-C; export KUBECONFIG={demo.cp.kubeconfig}")
             while True:
                 time.sleep(3600)
@@ -340,7 +359,7 @@ def _run(args: argparse.Namespace) -> int:
         demo.down()
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="run the whole stack on the example sites for a few minutes",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=90, help="seconds of workload (default 90)")

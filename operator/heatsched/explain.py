@@ -1,22 +1,44 @@
 """`heatsched explain POD`: why a pod landed where it did, or why it is still Pending.
 
-A bound heat-aware pod carries the operator's `heatsched.io/placement` annotation (site, tank temperature,
-state, score and the score's reason). A Pending pod is explained by kube-scheduler's own words (its last
-FailedScheduling event and PodScheduled condition), which include the extender's reasons per node.
+A bound heat-aware pod's placement record (site, tank temperature, state, score and the score's reason) is
+the `heatsched.io/placement` annotation when the placement service writes it (--annotate-placements), else the
+service's own memory: `--placement-url` (its extender port, e.g. after
+`kubectl -n heatsched-system port-forward svc/heatsched 8888`) GETs /explain/NAMESPACE/POD. A Pending pod is
+explained by kube-scheduler's own words (its last FailedScheduling event and PodScheduled condition), which
+include the extender's reasons per node.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 PLACEMENT_ANNOTATION = "heatsched.io/placement"
 RESIDENCY_ANNOTATION = "heatsched.io/residency"
 
 
-def render(pod, events) -> str:
-    """Plain text for a pod (kubernetes client V1Pod) and its events, newest last."""
+def fetch_record(placement_url: str, namespace: str, name: str, timeout: float = 5.0) -> str | None:
+    """The placement service's record of a pod (JSON text), or None when it has none (404) or cannot answer."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = f"{placement_url.rstrip('/')}/explain/{urllib.parse.quote(namespace)}/{urllib.parse.quote(name)}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a URL the user gave
+            text: str = resp.read().decode()
+            return text
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def render(pod: Any, events: Iterable[Any], record: str | None = None) -> str:
+    """Plain text for a pod (kubernetes client V1Pod) and its events, newest last; `record` is the placement
+    record from the placement service when the pod has no annotation."""
     meta, spec, status = pod.metadata, pod.spec, pod.status
     annotations = meta.annotations or {}
     lines = [f"pod {meta.namespace}/{meta.name}: {status.phase}",
@@ -24,7 +46,7 @@ def render(pod, events) -> str:
              f"  residency: {annotations.get(RESIDENCY_ANNOTATION, 'unrestricted')}"]
     if spec.node_name:
         lines.append(f"  node: {spec.node_name}")
-        raw = annotations.get(PLACEMENT_ANNOTATION)
+        raw = annotations.get(PLACEMENT_ANNOTATION) or record
         if raw:
             try:
                 p = json.loads(raw)
@@ -40,8 +62,8 @@ def render(pod, events) -> str:
             if p.get("heatWaitBound"):
                 lines.append(f"  heat wait bound used: {p['heatWaitBound']}")
         else:
-            lines.append("  no heatsched placement record (not scheduled by the heat-aware profile, "
-                         "or the operator was not running)")
+            lines.append("  no heatsched placement record (not scheduled by the heat-aware profile, no annotation "
+                         "(--annotate-placements is off) and no --placement-url that knows it)")
         return "\n".join(lines)
     failed = [e for e in events if e.reason == "FailedScheduling"]
     condition = next((c for c in status.conditions or [] if c.type == "PodScheduled"), None)
@@ -56,28 +78,35 @@ def render(pod, events) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from kubernetes import client, config
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
-    api = config.new_client_from_config(args.kubeconfig) if args.kubeconfig else None
+    api = config.new_client_from_config(args.kubeconfig) if args.kubeconfig else None  # type: ignore[no-untyped-call]
     if api is None:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
         api = client.ApiClient()
     core = client.CoreV1Api(api)
     try:
-        pod = core.read_namespaced_pod(args.pod, args.namespace)
+        pod: Any = core.read_namespaced_pod(args.pod, args.namespace)  # the models type every field Optional
     except ApiException as exc:
         print(f"cannot read pod {args.namespace}/{args.pod}: {exc.reason}", file=sys.stderr)
         return 1
-    events = core.list_namespaced_event(args.namespace, field_selector=f"involvedObject.uid={pod.metadata.uid}").items
+    events: list[Any] = core.list_namespaced_event(
+        args.namespace, field_selector=f"involvedObject.uid={pod.metadata.uid}").items
     events.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
-    print(render(pod, events))
+    record = None
+    if pod.spec.node_name and PLACEMENT_ANNOTATION not in (pod.metadata.annotations or {}) and args.placement_url:
+        record = fetch_record(args.placement_url, args.namespace, args.pod)
+    print(render(pod, events, record))
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("explain", help="say why a pod landed on its node, or why it is Pending",
                        description=__doc__)
     p.add_argument("pod", help="pod name")
     p.add_argument("-n", "--namespace", default="default", help="namespace (default: default)")
     p.add_argument("--kubeconfig", help="kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--placement-url", default=os.environ.get("HEATSCHED_PLACEMENT_URL"),
+                   help="the placement service's extender port, asked for the pod's record when it carries no "
+                   "heatsched.io/placement annotation (default: $HEATSCHED_PLACEMENT_URL)")
     p.set_defaults(func=_run)

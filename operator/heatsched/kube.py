@@ -21,7 +21,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes import config as kubeconfig
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 API_TIMEOUT_S = 10.0
 EVENT_NAMESPACE = "default"  # Events of cluster-scoped objects (HeatSites) live there
@@ -32,11 +32,12 @@ log = logging.getLogger("heatsched.operator")
 def api_client(kubeconfig_path: str | None) -> client.ApiClient:
     """A client for `kubeconfig_path`, else in-cluster, else ~/.kube/config."""
     if kubeconfig_path:
-        return kubeconfig.new_client_from_config(kubeconfig_path)
+        made: client.ApiClient = kubeconfig.new_client_from_config(kubeconfig_path)  # type: ignore[no-untyped-call]
+        return made
     try:
-        kubeconfig.load_incluster_config()
+        kubeconfig.load_incluster_config()  # type: ignore[no-untyped-call]
     except kubeconfig.ConfigException:
-        kubeconfig.load_kube_config()
+        kubeconfig.load_kube_config()  # type: ignore[no-untyped-call]
     return client.ApiClient()
 
 

@@ -19,17 +19,18 @@ operators, who may write cluster-scoped objects, can therefore declare demand.
 from __future__ import annotations
 
 import enum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 from heatsched.placement.model import (
     COUNTRY_LABEL,
@@ -120,8 +121,10 @@ class LabelSelectorRequirement(WireModel):
         json_schema_extra=_cel(
             (_key_cel("self.key"), _KEY_CEL_MESSAGE),
             (
-                "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
-                " : (!has(self.values) || size(self.values) == 0)",
+                (
+                    "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
+                    " : (!has(self.values) || size(self.values) == 0)"
+                ),
                 "In and NotIn need values; Exists and DoesNotExist take none",
             ),
         )
@@ -173,8 +176,10 @@ class LabelSelector(WireModel):
             "x-kubernetes-map-type": "atomic",
             **_cel(
                 (
-                    "(has(self.matchLabels) ? size(self.matchLabels) : 0)"
-                    " + (has(self.matchExpressions) ? size(self.matchExpressions) : 0) > 0",
+                    (
+                        "(has(self.matchLabels) ? size(self.matchLabels) : 0)"
+                        " + (has(self.matchExpressions) ? size(self.matchExpressions) : 0) > 0"
+                    ),
                     "an empty nodeSelector would select every node: give matchLabels or matchExpressions",
                 )
             ),
@@ -295,8 +300,10 @@ class FuelGuard(WireModel):
                 "criterion Carbon or CarbonAndPrice needs gridCarbonKgPerKWh or gridCarbonQuery",
             ),
             (
-                "self.criterion == 'Carbon' || ((has(self.gridPricePerKWh) || has(self.gridPriceQuery)) "
-                "&& has(self.backupPricePerKWh))",
+                (
+                    "self.criterion == 'Carbon' || ((has(self.gridPricePerKWh) || has(self.gridPriceQuery)) "
+                    "&& has(self.backupPricePerKWh))"
+                ),
                 "criterion Price or CarbonAndPrice needs gridPricePerKWh or gridPriceQuery, and backupPricePerKWh",
             ),
         )
@@ -462,8 +469,10 @@ class HeatSiteSpec(WireModel):
                 "a HeatSite needs nodeNames or a nodeSelector",
             ),
             (
-                "!has(self.heatRecovery) || !has(self.heatRecovery.supplyCelsius) || "
-                "self.heatRecovery.supplyCelsius > self.tank.targetCelsius",
+                (
+                    "!has(self.heatRecovery) || !has(self.heatRecovery.supplyCelsius) || "
+                    "self.heatRecovery.supplyCelsius > self.tank.targetCelsius"
+                ),
                 "heatRecovery.supplyCelsius must be above tank.targetCelsius",
             ),
         )
@@ -559,16 +568,34 @@ class Condition(WireModel):
     )
 
 
-_CONDITIONS = dict(
-    default=[],
-    max_length=16,
-    description="Standard conditions, one per type.",
-    json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-)
-_OBSERVED_GENERATION = dict(
-    default=None, ge=0, description="metadata.generation this status was computed from.",
-    json_schema_extra={"format": "int64"},
-)
+class _ConditionsField(TypedDict):
+    """Field() arguments of every status's `conditions` (typed, so that mypy checks the Field calls)."""
+
+    default: list[Condition]
+    max_length: int
+    description: str
+    json_schema_extra: JsonDict
+
+
+class _ObservedGenerationField(TypedDict):
+    """Field() arguments of every status's `observedGeneration`."""
+
+    default: int | None
+    ge: int
+    description: str
+    json_schema_extra: JsonDict
+
+
+_CONDITIONS: _ConditionsField = {
+    "default": [],
+    "max_length": 16,
+    "description": "Standard conditions, one per type.",
+    "json_schema_extra": {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+}
+_OBSERVED_GENERATION: _ObservedGenerationField = {
+    "default": None, "ge": 0, "description": "metadata.generation this status was computed from.",
+    "json_schema_extra": {"format": "int64"},
+}
 
 
 class FuelStatus(WireModel):
@@ -810,14 +837,17 @@ def _envelope(obj: Any, kind: str) -> tuple[str, Mapping[str, Any]]:
     return name, meta
 
 
-def _validate(model: type[WireModel], data: Any, where: str) -> Any:
+_M = TypeVar("_M", bound=WireModel)
+
+
+def _validate(model: type[_M], data: Any, where: str) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc, where)) from None
 
 
-def _status(model: type[WireModel], obj: Mapping[str, Any]) -> Any:
+def _status(model: type[_M], obj: Mapping[str, Any]) -> _M | None:
     """The operator's own last status, or None when absent or unreadable (it is rewritten anyway)."""
     try:
         return model.model_validate(obj["status"]) if obj.get("status") else None
@@ -844,7 +874,9 @@ def parse_thermaldemand(obj: Any) -> ThermalDemand:
 def parse_manifest(obj: Any) -> HeatSite | ThermalDemand:
     """Dispatch on `kind`."""
     kind = obj.get("kind") if isinstance(obj, Mapping) else None
-    parsers = {HEATSITE_KIND: parse_heatsite, THERMALDEMAND_KIND: parse_thermaldemand}
+    parsers: dict[str, Callable[[Any], HeatSite | ThermalDemand]] = {
+        HEATSITE_KIND: parse_heatsite, THERMALDEMAND_KIND: parse_thermaldemand,
+    }
     if kind not in parsers:
         raise SpecError(f"expected kind {' or '.join(parsers)}, got {kind!r}")
     return parsers[kind](obj)
@@ -857,7 +889,7 @@ def load_manifest(path: str | Path) -> list[HeatSite | ThermalDemand]:
         docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError) as exc:
         raise SpecError(f"{path}: cannot read YAML: {exc}") from None
-    out = []
+    out: list[HeatSite | ThermalDemand] = []
     for i, doc in enumerate(d for d in docs if d is not None):
         try:
             out.append(parse_manifest(doc))

@@ -16,9 +16,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import TypeGuard
 
-from heatsched.models import DemandProfile, DemandSource, HeatSiteSpec, ThermalDemandSpec
+from heatsched.models import (
+    DemandProfile,
+    DemandSource,
+    HeatSiteSpec,
+    ThermalDemandSpec,
+)
 from heatsched.placement.model import SiteView, Tank, ThermalState
 
 WATER_DENSITY_KG_PER_L = 1.0
@@ -155,7 +161,8 @@ def site_view(
     """
     tank = tank or spec.server_tank()  # callers that build many views pass it once (the twin)
     age = reading_age_s(reading, now) if reading is not None else None
-    fresh = age is not None and -FUTURE_SKEW_S <= age <= spec.telemetry.max_age_seconds and _sane(reading.celsius)
+    fresh = (reading is not None and age is not None and -FUTURE_SKEW_S <= age <= spec.telemetry.max_age_seconds
+             and _sane(reading.celsius))
     temp = reading.celsius if reading is not None and _sane(reading.celsius) else None
     state = thermal_state(temp, tank, fresh, band_k=band_k)
     if reading is None:
@@ -163,6 +170,7 @@ def site_view(
     elif temp is None:
         reason = f"implausible reading {reading.celsius!r} °C"
     elif not fresh:
+        assert age is not None  # a reading always has an age
         reason = f"reading is {age:.0f} s old (max {spec.telemetry.max_age_seconds} s)" if age > 0 else (
             f"reading is dated {-age:.0f} s in the future"
         )
@@ -205,7 +213,7 @@ def profile_kw(profile: DemandProfile, when: datetime) -> float:
     `when` is the site's local wall-clock time (convert with zoneinfo first: hot-water peaks follow
     people, not UTC). The hour is a step function: 07:59 uses the 07:00-08:00 value.
     """
-    seasonal = getattr(profile.season_factors, season(when))
+    seasonal: float = getattr(profile.season_factors, season(when))
     return profile.hourly_kw[when.hour] * profile.weekday_factors[when.weekday()] * seasonal
 
 
@@ -222,7 +230,7 @@ def demand_now(
 
 def forecast_slots(hours: float, slot_h: float = 0.25) -> int:
     """How many slots of `slot_h` cover `hours` (at least one)."""
-    return max(1, int(math.ceil(hours / slot_h - 1e-9)))
+    return max(1, math.ceil(hours / slot_h - 1e-9))
 
 
 def profile_series_kw(profile: DemandProfile, start: datetime, hours: float, slot_h: float = 0.25) -> list[float]:
@@ -239,9 +247,9 @@ def demand_forecast_series_kw(spec: ThermalDemandSpec, start: datetime, hours: f
     return profile_series_kw(spec.profile, start, hours, slot_h)
 
 
-def _sane(temp_c: float | None) -> bool:
+def _sane(temp_c: float | None) -> TypeGuard[float]:
     return temp_c is not None and math.isfinite(temp_c) and SANE_RANGE_C[0] <= temp_c <= SANE_RANGE_C[1]
 
 
 def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "policies", help="render the residency MutatingAdmissionPolicy/ValidatingAdmissionPolicy manifests",
         description="Write the residency admission policies (CEL, run by kube-apiserver >= 1.36) and their "

@@ -25,7 +25,6 @@ from typing import Any
 
 from aiohttp import web
 
-from heatsched.metrics import AdmissionMetrics
 from heatsched.admission.review import (
     MAX_BODY_BYTES,
     AdmissionRequest,
@@ -33,6 +32,7 @@ from heatsched.admission.review import (
     parse_review,
     response,
 )
+from heatsched.metrics import AdmissionMetrics
 from heatsched.placement.admission import binding_refusal, node_object, pod_refusal
 from heatsched.placement.audit import volume_type
 from heatsched.placement.residency import RESIDENCY_ANNOTATION
@@ -131,7 +131,7 @@ def make_app(lookups: Lookups, *, timeout_s: float = LOOKUP_TIMEOUT_S,
         if metrics is not None:
             metrics.results.labels(webhook, result).inc()
 
-    def handler(check: Check, what: str, webhook: str):
+    def handler(check: Check, what: str, webhook: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             try:
                 body = await request.read()

@@ -72,7 +72,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if all(s.alive() for s in cp.services) else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("cluster", help="start/stop the local control plane (etcd, apiserver, schedulers, kwok)",
                             description=__doc__)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)

@@ -19,10 +19,19 @@ import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any, Self
 
 import yaml
 
-from heatsched.cluster.pki import ADMIN, CONTROLLER_MANAGER, KWOK, SCHEDULER, Identity, Pki, kubeconfig
+from heatsched.cluster.pki import (
+    ADMIN,
+    CONTROLLER_MANAGER,
+    KWOK,
+    SCHEDULER,
+    Identity,
+    Pki,
+    kubeconfig,
+)
 from heatsched.cluster.procs import Service, free_port, log_tail
 from heatsched.cluster.toolchain import Toolchain
 
@@ -37,10 +46,10 @@ def state_root() -> Path:
     return Path(os.environ.get("HEATSCHED_STATE", Path.home() / ".heatsched")) / "clusters"
 
 
-def render_scheduler_config(kubeconfig_path: str, extender_url: str | None) -> dict:
+def render_scheduler_config(kubeconfig_path: str, extender_url: str | None) -> dict[str, Any]:
     """The heat-aware KubeSchedulerConfiguration (data/heat-aware-scheduler.yaml, shared with the chart)."""
     text = resources.files("heatsched.data").joinpath("heat-aware-scheduler.yaml").read_text()
-    config = yaml.safe_load(text)
+    config: dict[str, Any] = yaml.safe_load(text)
     config["clientConnection"]["kubeconfig"] = kubeconfig_path
     config["leaderElection"] = {"leaderElect": False}
     if extender_url is None:
@@ -71,6 +80,7 @@ class ControlPlane:
 
     @property
     def kubeconfig(self) -> Path:
+        assert self.workdir is not None, "the work dir is set by up() or from_state()"
         return self.workdir / "kubeconfig"
 
     @property
@@ -78,7 +88,7 @@ class ControlPlane:
         return f"https://127.0.0.1:{self.ports['apiserver']}"
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    def up(self, timeout: float = 120.0) -> "ControlPlane":
+    def up(self, timeout: float = 120.0) -> Self:
         tc = self.toolchain
         binaries = {b: str(tc.path(b)) for b in
                     ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")}
@@ -86,16 +96,16 @@ class ControlPlane:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"heatsched-{self.name}-"))
             self.owns_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for port in ("etcd", "etcd_peer", "apiserver", "scheduler", "heat_scheduler", "controller_manager",
-                     "kwok", "extender"):
-            self.ports[port] = free_port()
+        for port_name in ("etcd", "etcd_peer", "apiserver", "scheduler", "heat_scheduler", "controller_manager",
+                          "kwok", "extender"):
+            self.ports[port_name] = free_port()
         if self.extender_url is None:
             self.extender_url = f"http://127.0.0.1:{self.ports['extender']}/scheduler"
 
         node_ids = [Identity(f"system:node:{n}", ("system:nodes",)) for n in self.node_identities]
         pki = Pki.create(self.workdir / "pki", extra=node_ids, hosts=(self.advertise_address,))
         self.pki = pki
-        configs = {}
+        configs: dict[str, str] = {}
         for ident, fname in ((ADMIN, "kubeconfig"), (SCHEDULER, "scheduler.kubeconfig"),
                              (CONTROLLER_MANAGER, "controller-manager.kubeconfig"), (KWOK, "kwok.kubeconfig"),
                              *((i, f"node-{i.user.split(':')[-1]}.kubeconfig") for i in node_ids)):
@@ -150,7 +160,8 @@ class ControlPlane:
                 f"--secure-port={p['controller_manager']}", "--kube-api-qps=200", "--kube-api-burst=400",
             ], logs)
             self._start("kwok", [
-                binaries["kwok"], f"--kubeconfig={configs[KWOK.user]}", f"--config={tc.kwok_stages()}", "--manage-all-nodes=false",
+                binaries["kwok"], f"--kubeconfig={configs[KWOK.user]}", f"--config={tc.kwok_stages()}",
+                "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--manage-nodes-with-label-selector=", "--cidr=10.0.0.1/16", "--node-ip=10.0.0.1",
                 "--node-lease-duration-seconds=40", f"--server-address=127.0.0.1:{p['kwok']}",
@@ -187,10 +198,10 @@ class ControlPlane:
         if self.owns_workdir and self.workdir and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> Self:
         return self.up()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.down()
 
     # ---- helpers ---------------------------------------------------------------------------------
@@ -211,7 +222,7 @@ class ControlPlane:
                 with urllib.request.urlopen(req, context=ctx, timeout=2) as resp:
                     if resp.status == 200:
                         return
-            except Exception as exc:  # not up yet
+            except Exception as exc:  # noqa: BLE001 - not up yet: any failure means retry until the deadline
                 last = str(exc)
             time.sleep(0.2)
         raise TimeoutError(f"{name} not ready at {url} after {timeout:.0f} s ({last}); log tail:\n"
@@ -230,7 +241,7 @@ class ControlPlane:
         }, indent=2))
 
     @classmethod
-    def from_state(cls, name: str) -> "ControlPlane":
+    def from_state(cls, name: str) -> ControlPlane:
         data = json.loads((state_root() / f"{name}.json").read_text())
         cp = cls(name=data["name"], workdir=Path(data["workdir"]), extender_url=data["extender_url"],
                  owns_workdir=data["owns_workdir"])

@@ -7,11 +7,13 @@ way: the kwok annotation, a taint-free spec, capacity, and the admin-set pool la
 
 from __future__ import annotations
 
+from typing import Any
+
 POOL_LABEL = "node-restriction.kubernetes.io/heatsched-pool"
 
 
 def kwok_node(name: str, *, pool: str | None = None, cpu: str = "32", memory: str = "256Gi", pods: str = "110",
-              labels: dict[str, str] | None = None) -> dict:
+              labels: dict[str, str] | None = None) -> dict[str, Any]:
     all_labels = {"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                   **({POOL_LABEL: pool} if pool else {}), **(labels or {})}
     capacity = {"cpu": cpu, "memory": memory, "pods": pods}

@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -54,7 +56,7 @@ def serving_certificate(hosts: tuple[str, ...], common_name: str, days: int = 30
     """A fresh CA and a server certificate it signs for `hosts` (DNS names or IPs): PEM (ca, cert, key).
 
     Used for the local apiserver and for the admission webhook when no certificate is provided."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     valid = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=days))
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"heatsched-{common_name}-ca")])
@@ -70,7 +72,7 @@ def serving_certificate(hosts: tuple[str, ...], common_name: str, days: int = 30
         .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    san = []
+    san: list[x509.GeneralName] = []
     for h in hosts:
         try:
             san.append(x509.IPAddress(ipaddress.ip_address(h)))
@@ -104,7 +106,7 @@ class Pki:
     tokens: dict[str, str]  # user -> bearer token
 
     @classmethod
-    def create(cls, directory: Path, extra: list[Identity] = (), hosts: tuple[str, ...] = ()) -> "Pki":
+    def create(cls, directory: Path, extra: Sequence[Identity] = (), hosts: tuple[str, ...] = ()) -> Pki:
         directory.mkdir(parents=True, exist_ok=True)
         ca_pem, cert_pem, key_pem = serving_certificate(
             ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -133,7 +135,7 @@ class Pki:
         )
 
 
-def kubeconfig(server: str, ca_cert: Path, token: str, user: str, context: str) -> dict:
+def kubeconfig(server: str, ca_cert: Path, token: str, user: str, context: str) -> dict[str, Any]:
     """A kubeconfig dict for one identity; the context name marks clusters this harness created."""
     return {
         "apiVersion": "v1",

@@ -15,12 +15,14 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def proc_start_time(pid: int) -> str | None:
@@ -46,11 +48,11 @@ class Service:
     name: str
     argv: list[str]
     log: Path
-    popen: subprocess.Popen | None = None
+    popen: subprocess.Popen[bytes] | None = None
     pid: int | None = None
     started: str | None = None
 
-    def start(self, env: dict[str, str] | None = None) -> "Service":
+    def start(self, env: dict[str, str] | None = None) -> Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(
@@ -94,11 +96,11 @@ class Service:
             except subprocess.TimeoutExpired:
                 pass
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         return {"name": self.name, "pid": self.pid, "started": self.started, "log": str(self.log)}
 
     @classmethod
-    def from_state(cls, data: dict) -> "Service":
+    def from_state(cls, data: dict[str, Any]) -> Service:
         return cls(name=data["name"], argv=[], log=Path(data["log"]), pid=data["pid"], started=data["started"])
 
 

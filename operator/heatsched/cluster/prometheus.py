@@ -12,6 +12,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import yaml
 
@@ -31,7 +32,7 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "PrometheusServer":
+    def start(self, timeout: float = 60.0) -> Self:
         binary = str(Toolchain.discover().path("prometheus"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.port:
@@ -66,8 +67,8 @@ class PrometheusServer:
             self.service.stop()
             self.service = None
 
-    def __enter__(self) -> "PrometheusServer":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

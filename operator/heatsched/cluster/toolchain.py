@@ -52,7 +52,7 @@ class Toolchain:
     root: Path
 
     @classmethod
-    def discover(cls) -> "Toolchain":
+    def discover(cls) -> Toolchain:
         return cls(pinned_versions(), cache_dir())
 
     def path(self, binary: str) -> Path:

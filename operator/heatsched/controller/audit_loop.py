@@ -29,7 +29,8 @@ def _items(fn: Any) -> list[dict[str, Any]]:
     return list(orjson.loads(resp.data).get("items") or [])
 
 
-def audit_counts(store: Any, claims: list[dict], volumes: list[dict], classes: list[dict]) -> dict[str, int]:
+def audit_counts(store: Any, claims: list[dict[str, Any]], volumes: list[dict[str, Any]],
+                 classes: list[dict[str, Any]]) -> dict[str, int]:
     """Finding code -> number of findings over every resident pod the Store knows."""
     pods = [{"metadata": {"namespace": p.namespace, "name": p.name,
                           "annotations": {RESIDENCY_ANNOTATION: format_residency(p.residency)}},
@@ -52,6 +53,6 @@ async def run(store: Any, api: client.ApiClient, interval_s: float) -> None:
             store.audit = audit_counts(store, claims, volumes, classes)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # an API error or timeout: keep the last result, say so in the log
+        except Exception as exc:  # noqa: BLE001 - an API error or timeout: keep the last result, say so in the log
             log.warning("residency audit skipped: %s: %s", type(exc).__name__, exc)
         await asyncio.sleep(interval_s)

@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     return run(cfg, args.kubeconfig)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("controller", help="run the controller (telemetry, status, node labels, heat fuel)",
                        description="Run the heatsched controller: it reads HeatSite tank temperatures from "
                        "Prometheus, writes HeatSite/ThermalDemand status, labels nodes, runs heat fuel, watches "

@@ -23,15 +23,15 @@ import copy
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
-from heatsched.models import API_VERSION, HEATSITE_KIND, FuelStatus, HeatSite, expand_query
-from heatsched.kube import EVENT_NAMESPACE, blocking, call, post_event
 from heatsched.controller.store import FuelPod, Store
+from heatsched.kube import EVENT_NAMESPACE, blocking, call, post_event
+from heatsched.models import API_VERSION, HEATSITE_KIND, FuelStatus, HeatSite, expand_query
 from heatsched.placement.model import FUEL_SITE_LABEL, SITE_LABEL, SiteView
 from heatsched.planning.fuel import (
     LOOKAHEAD_H,
@@ -157,12 +157,12 @@ class FuelController:
 
         verdict = await self._guard(site)
         state.verdict = verdict
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         inputs = FuelInputs(
             tank=site.spec.server_tank(), temperature_c=view.temperature_c, fresh=view.fresh,
             tenant_it_kw=self.store.it_load_kw(name),
             demand_kw=self.store.demand_forecast_kw(name, now, max(limits.horizon_h, LOOKAHEAD_H)),
-            free_cores=int(math.floor(self.store.free_cores(name, exclude=state.reserved))),
+            free_cores=math.floor(self.store.free_cores(name, exclude=state.reserved)),
             current_cores=state.planned,
             demand_now_kw=self.store.demand_kw(name, now),
         )

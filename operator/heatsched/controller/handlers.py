@@ -14,25 +14,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
-from heatsched.extender.wire import WireError, parse_cpu_quantity, pod_cpu
-from heatsched.models import (
-    GROUP, HEATSITE_PLURAL, THERMALDEMAND_PLURAL, VERSION, Condition, ConditionStatus, FuelStatus, HeatSiteStatus,
-    SpecError, ThermalDemandStatus,
-    expand_query, parse_heatsite, parse_thermaldemand,
-)
 from heatsched.controller.config import OperatorConfig
 from heatsched.controller.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
+from heatsched.controller.store import Drift, FuelPod, ResidentPod, Store
+from heatsched.extender.wire import WireError, parse_cpu_quantity, pod_cpu
 from heatsched.kube import blocking, call, post_event
+from heatsched.models import (
+    GROUP,
+    HEATSITE_PLURAL,
+    THERMALDEMAND_PLURAL,
+    VERSION,
+    Condition,
+    ConditionStatus,
+    FuelStatus,
+    HeatSiteStatus,
+    SpecError,
+    ThermalDemandStatus,
+    expand_query,
+    parse_heatsite,
+    parse_thermaldemand,
+)
 from heatsched.placement.audit import API_VOLUMES, NODE_LOCAL_VOLUMES, volume_type
-from heatsched.controller.store import FuelPod, ResidentPod, Store
-from heatsched.placement.model import COUNTRY_LABEL, FUEL_SITE_LABEL
+from heatsched.placement.model import COUNTRY_LABEL, FUEL_SITE_LABEL, SiteView
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, ResidencyError, parse_residency
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
@@ -44,7 +55,7 @@ TERMINATED = {"Succeeded", "Failed"}
 log = logging.getLogger("heatsched.operator")
 
 
-def node_cpu(node: dict[str, Any]) -> float | None:
+def node_cpu(node: Mapping[str, Any]) -> float | None:
     """Allocatable CPU cores of a Node object; None when absent or unreadable."""
     raw = ((node.get("status") or {}).get("allocatable") or {}).get("cpu")
     try:
@@ -53,7 +64,7 @@ def node_cpu(node: dict[str, Any]) -> float | None:
         return None
 
 
-def fuel_site_of(store: Store, meta: dict[str, Any]) -> str | None:
+def fuel_site_of(store: Store, meta: Mapping[str, Any]) -> str | None:
     """The site of a heat fuel pod: labelled by the controller AND in that site's fuel namespace (a tenant's
     pod wearing the label elsewhere stays tenant load). A site not (or no longer) known with a spec.fuel uses
     the default namespace: pods seen before their HeatSite at start-up, or left when spec.fuel was removed,
@@ -72,9 +83,9 @@ def _condition(previous: list[Condition], type_: str, ok: bool, reason: str, mes
                generation: int | None, now: datetime) -> Condition:
     old = next((c for c in previous if c.type == type_), None)
     status = ConditionStatus.TRUE if ok else ConditionStatus.FALSE
-    changed = old is None or old.status != status or old.reason != reason
+    since = now if old is None or old.status != status or old.reason != reason else old.last_transition_time
     return Condition(type=type_, status=status, reason=reason, message=message[:32768],
-                     last_transition_time=now if changed else old.last_transition_time,
+                     last_transition_time=since,
                      observed_generation=generation)
 
 
@@ -84,7 +95,8 @@ def meaningful(old: HeatSiteStatus | None, new: HeatSiteStatus, step_k: float) -
         return True
     if (old.state, old.nodes, old.reason) != (new.state, new.nodes, new.reason):
         return True
-    fuel_key = lambda f: None if f is None else (f.cores, f.planned_cores, f.pods, f.allowed, f.reason)  # noqa: E731
+    def fuel_key(f: FuelStatus | None) -> tuple[Any, ...] | None:
+        return None if f is None else (f.cores, f.planned_cores, f.pods, f.allowed, f.reason)
     if fuel_key(old.fuel) != fuel_key(new.fuel):
         return True
     if [(c.type, c.status, c.reason, c.message) for c in old.conditions] != \
@@ -92,7 +104,8 @@ def meaningful(old: HeatSiteStatus | None, new: HeatSiteStatus, step_k: float) -
         return True
     if (old.temperature_celsius is None) != (new.temperature_celsius is None):
         return True
-    if old.temperature_celsius is not None and abs(old.temperature_celsius - new.temperature_celsius) >= step_k:
+    if old.temperature_celsius is not None and new.temperature_celsius is not None and \
+            abs(old.temperature_celsius - new.temperature_celsius) >= step_k:
         return True
     return any(abs(a - b) > max(0.1, 0.05 * max(abs(a), abs(b))) for a, b in (
         (old.absorbable_kw, new.absorbable_kw), (old.demand_kw, new.demand_kw), (old.it_load_kw, new.it_load_kw)))
@@ -110,11 +123,11 @@ class Operator:
         self.custom = client.CustomObjectsApi(api)
         self.fuel = FuelController(self.store, self.core, source, enabled=config.fuel)
         self.written: dict[str, tuple[HeatSiteStatus, float]] = {}  # site -> (last status written, when)
-        self.demand_written: dict[str, dict] = {}
+        self.demand_written: dict[str, dict[str, Any]] = {}
         self.status_writes = 0  # HeatSite status patches sent (heatsched_status_writes_total)
 
     # ---- nodes -------------------------------------------------------------------------------------
-    async def relabel(self, nodes) -> None:
+    async def relabel(self, nodes: Iterable[str]) -> None:
         for node in nodes:
             patch = self.store.label_patch(node)
             if not patch:
@@ -133,7 +146,7 @@ class Operator:
             if COUNTRY_LABEL in patch:
                 await self.report_drift(self.store.check_drift([node]))
 
-    async def report_drift(self, drifts) -> None:
+    async def report_drift(self, drifts: Iterable[Drift]) -> None:
         """A Warning Event on each pod whose node's country moved under it; the site's ResidencyDrift condition
         (write_status) and heatsched_residency_drift_pods list them. Policy `evict` (--drift-policy) also
         evicts the pod through the Eviction API (PodDisruptionBudgets hold; its controller recreates it, and
@@ -148,7 +161,7 @@ class Operator:
             if d.site in self.store.sites:
                 self.written.pop(d.site, None)  # rewrite the site's status (its ResidencyDrift condition) now
 
-    async def evict(self, drift, pod: client.V1ObjectReference) -> None:
+    async def evict(self, drift: Drift, pod: client.V1ObjectReference) -> None:
         body = client.V1Eviction(metadata=client.V1ObjectMeta(name=drift.pod.name, namespace=drift.pod.namespace))
         try:
             await call(self.core.create_namespaced_pod_eviction, drift.pod.name, drift.pod.namespace, body)
@@ -177,12 +190,13 @@ class Operator:
             store.set_reading(name, None, (exc.reason, exc.message))
         for d in [d for d in store.demands.values() if d.spec.site_ref == name and d.spec.live_query]:
             try:
-                live = await blocking(self.source.sample, expand_query(d.spec.live_query, name, d.name))
+                live = await blocking(self.source.sample, expand_query(d.spec.live_query or "", name, d.name))
                 store.live_demand[d.name] = live.value
             except TelemetryError:
                 store.live_demand[d.name] = None
         previous = self.written.get(name, (None, 0.0))[0]
-        old_state = store.snapshot.sites.get(name).state if name in store.snapshot.sites else None
+        old_view = store.snapshot.sites.get(name)
+        old_state = old_view.state if old_view is not None else None
         view = store.refresh_site(name)
         if view.state != old_state:
             await self.relabel(store.nodes_of(name))
@@ -190,10 +204,10 @@ class Operator:
         await self.write_status(name, view, previous, fuel)
         await self.write_demands(name)
 
-    async def write_status(self, name: str, view, previous: HeatSiteStatus | None,
+    async def write_status(self, name: str, view: SiteView, previous: HeatSiteStatus | None,
                            fuel: FuelStatus | None = None) -> None:
         store, site = self.store, self.store.sites[name]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         nodes, conflicts = store.nodes_of(name), store.conflicts_of(name)
         error = store.reading_errors.get(name)
         old_conditions = (previous or site.status or HeatSiteStatus()).conditions
@@ -238,8 +252,8 @@ class Operator:
             if exc.status != 404:
                 log.warning("cannot patch HeatSite %s status: %s %s", name, exc.status, exc.reason)
 
-    async def write_demands(self, site: str) -> None:
-        now = datetime.now(timezone.utc)
+    async def write_demands(self, site: str, now: datetime | None = None) -> None:
+        now = self.store.local_time(site, now or datetime.now(UTC))
         for d in [d for d in self.store.demands.values() if d.spec.site_ref == site]:
             kw, source = demand_now(d.spec, now, self.store.live_demand.get(d.name))
             status = ThermalDemandStatus(current_kw=round(kw, 3) if kw is not None else None, source=source,
@@ -254,19 +268,19 @@ class Operator:
                 if exc.status != 404:
                     log.warning("cannot patch ThermalDemand %s status: %s", d.name, exc.reason)
 
-    # ---- explain -----------------------------------------------------------------------------------
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
     """Attach every handler to `registry` (no import-time global registration)."""
 
-    def op(memo) -> Operator:
-        return memo.operator
+    def op(memo: kopf.Memo) -> Operator:
+        operator: Operator = memo.operator
+        return operator
 
     @kopf.on.resume(*HEATSITES, registry=registry)
     @kopf.on.create(*HEATSITES, registry=registry)
     @kopf.on.update(*HEATSITES, field="spec", registry=registry)
-    async def heatsite_changed(body, memo, **_):
+    async def heatsite_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         try:
             site = parse_heatsite(dict(body))
         except SpecError as exc:
@@ -275,7 +289,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         await op(memo).relabel(list(op(memo).store.node_labels))
 
     @kopf.on.delete(*HEATSITES, registry=registry)
-    async def heatsite_deleted(name, memo, **_):
+    async def heatsite_deleted(name: str, memo: kopf.Memo, **_: Any) -> None:
         store = op(memo).store
         members = [n for n, c in store.claims.items() if name in c]
         store.delete_site(name)
@@ -284,7 +298,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         await op(memo).fuel.forget(name)  # its fuel pods go with it
 
     @kopf.daemon(*HEATSITES, cancellation_timeout=5.0, registry=registry)
-    async def heatsite_telemetry(name, memo, stopped, **_):
+    async def heatsite_telemetry(name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
         while not stopped:
             site = op(memo).store.sites.get(name)
             if site is not None:
@@ -297,7 +311,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.resume(*THERMALDEMANDS, registry=registry)
     @kopf.on.create(*THERMALDEMANDS, registry=registry)
     @kopf.on.update(*THERMALDEMANDS, field="spec", registry=registry)
-    async def thermaldemand_changed(body, memo, **_):
+    async def thermaldemand_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         try:
             demand = parse_thermaldemand(dict(body))
         except SpecError as exc:
@@ -305,11 +319,11 @@ def register(registry: kopf.OperatorRegistry) -> None:
         op(memo).store.set_demand(demand)
 
     @kopf.on.delete(*THERMALDEMANDS, optional=True, registry=registry)
-    async def thermaldemand_deleted(name, memo, **_):
+    async def thermaldemand_deleted(name: str, memo: kopf.Memo, **_: Any) -> None:
         op(memo).store.delete_demand(name)
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
-    async def node_event(event, name, memo, **_):
+    async def node_event(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
         store = op(memo).store
         if event["type"] == "DELETED":
             store.delete_node(name)
@@ -319,7 +333,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         await op(memo).relabel([name])
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
-    async def namespace_event(event, name, memo, **_):
+    async def namespace_event(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
         """Namespace annotations and labels: residency ceilings (webhook, extender) and the heat-aware opt-in."""
         store = op(memo).store
         if event["type"] == "DELETED":
@@ -329,7 +343,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         store.namespaces[name] = (dict(meta.get("annotations") or {}), dict(meta.get("labels") or {}))
 
     @kopf.on.event("", "v1", "pods", registry=registry)
-    async def pod_event(event, memo, **_):
+    async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         body = event["object"]
         meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status") or {}
         uid = meta.get("uid")

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from heatsched.kube import call
 
@@ -47,7 +47,8 @@ def free(lease: Any, identity: str, now: datetime) -> bool:
         return True
     if renewed.tzinfo is None:
         renewed = renewed.replace(tzinfo=UTC)
-    return (now - renewed).total_seconds() > (spec.lease_duration_seconds or DURATION_S)
+    duration = float(spec.lease_duration_seconds or DURATION_S)
+    return bool((now - renewed).total_seconds() > duration)
 
 
 class Leader:

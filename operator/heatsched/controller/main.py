@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 import kopf
 from aiohttp import web
@@ -37,14 +38,14 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def operator_login(**kwargs):
+    def operator_login(**kwargs: Any) -> Any:
         # KUBECONFIG is read at call time here (run() sets it from --kubeconfig); in-cluster otherwise
         if os.environ.get("KUBECONFIG"):
             return kopf.login_with_kubeconfig(**kwargs)
         return kopf.login_with_service_account(**kwargs) or kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_):
+    async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         settings.persistence.finalizer = "heatsched.io/finalizer"
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="heatsched.io")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -65,7 +66,7 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
             memo.audit_task = asyncio.create_task(audit_loop.run(op.store, op.core.api_client, cfg.audit_interval_s))
 
     @kopf.on.cleanup(registry=registry)
-    async def operator_cleanup(memo: kopf.Memo, **_):
+    async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
         task = getattr(memo, "audit_task", None)
         if task is not None:
             task.cancel()

@@ -21,7 +21,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from heatsched.models import HeatSite, ThermalDemand
@@ -44,7 +45,7 @@ class ResidentPod:
     name: str
     node: str
     residency: frozenset[str]
-    volumes: tuple[dict, ...] = ()  # its volumes that keep data off the node (claims, network storage)
+    volumes: tuple[dict[str, Any], ...] = ()  # its volumes that keep data off the node (claims, network storage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ class Store:
     live_demand: dict[str, float | None] = field(default_factory=dict)  # demand name -> live kW
     claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> sites selecting it
     snapshot: Snapshot = field(default_factory=Snapshot)
-    namespaces: dict[str, tuple[dict, dict]] = field(default_factory=dict)  # name -> (annotations, labels)
+    namespaces: dict[str, tuple[dict[str, str], dict[str, str]]] = field(default_factory=dict)  # name -> (annotations, labels)
     node_alloc_cpu: dict[str, float] = field(default_factory=dict)  # node -> allocatable CPU cores
     nominated: dict[str, tuple[str, float]] = field(default_factory=dict)  # pending pod uid -> (node, cpu)
     resident: dict[str, tuple[ResidentPod, str | None]] = field(default_factory=dict)  # uid -> (pod, site at bind)
@@ -279,9 +280,14 @@ class Store:
                   for d in self.demands.values() if d.spec.site_ref == site]
         return tuple(sum(slot) for slot in zip(*series)) if series else (0.0,) * forecast_slots(hours)
 
+    def local_time(self, site: str, now: datetime) -> datetime:
+        """The one clock of demand: the building's local time (spec.timeZone). Profiles are hours of its day, so
+        the placement view, status.demandKW and ThermalDemand status.currentKW all read them through this."""
+        return now.astimezone(ZoneInfo(self.sites[site].spec.time_zone))
+
     def demand_kw(self, site: str, now: datetime) -> float:
         """Sum of the site's demands; profiles are read in the building's local time."""
-        now = now.astimezone(ZoneInfo(self.sites[site].spec.time_zone))
+        now = self.local_time(site, now)
         total = 0.0
         for d in self.demands.values():
             if d.spec.site_ref == site:
@@ -291,7 +297,7 @@ class Store:
 
     def refresh_site(self, name: str, now: datetime | None = None) -> SiteView:
         """Recompute a site's view from its latest reading; clears the heat charged by recent bindings."""
-        now = now or datetime.fromtimestamp(self.clock(), tz=timezone.utc)
+        now = now or datetime.fromtimestamp(self.clock(), tz=UTC)
         site = self.sites[name]
         view = site_view(site.spec, name, self.readings.get(name), now,
                          demand_kw=self.demand_kw(name, now), it_load_kw=self.it_load_kw(name))

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import timezone
+from datetime import UTC
 
 from aiohttp import web
 
@@ -136,7 +136,7 @@ class _Handlers:
             return decoded
         try:
             body = self._filter(decoded)
-        except Exception as exc:  # noqa: BLE001 - answer, never crash; see module docstring
+        except Exception as exc:  # answer, never crash; see module docstring
             log.exception("filter failed")
             body = encode_filter_result(error=f"heatsched extender internal error: {type(exc).__name__}: {exc}")
         return web.Response(body=body, content_type=JSON)
@@ -148,7 +148,7 @@ class _Handlers:
         names = decoded.args.candidate_names()
         try:
             scores = self._prioritize(decoded, names)
-        except Exception:  # noqa: BLE001 - neutral answer; kube-scheduler ignores prioritize errors
+        except Exception:  # neutral answer; kube-scheduler ignores prioritize errors
             log.exception("prioritize failed")
             scores = [0] * len(names)
         return web.Response(body=encode_priorities(names, scores), content_type=JSON)
@@ -156,7 +156,7 @@ class _Handlers:
     async def healthz(self, request: web.Request) -> web.Response:
         try:
             snap = self._snapshot()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - whatever the snapshot callable raises means not ready: 503
             return web.json_response({"status": "no snapshot", "error": str(exc)}, status=503)
         return web.json_response({"status": "ok", "sites": len(snap.sites), "nodes": len(snap.nodes)})
 
@@ -214,14 +214,14 @@ class _Handlers:
             }
         created = args.pod.metadata.creationTimestamp
         waited = 0.0 if created is None else self._clock() - (
-            created if created.tzinfo else created.replace(tzinfo=timezone.utc)).timestamp()
+            created if created.tzinfo else created.replace(tzinfo=UTC)).timestamp()
         result = filter_nodes(pod, names, self._snapshot(), reported_countries=reported, waited_s=waited,
                               max_heat_wait_s=self._max_heat_wait_s)
         self._count_outcomes(result)
         if result.relaxed and self._on_filtered is not None:
             try:
                 self._on_filtered(args.pod.metadata.uid, result)
-            except Exception:  # noqa: BLE001 - a bookkeeping hook must not change the answer
+            except Exception:  # a bookkeeping hook must not change the answer
                 log.exception("on_filtered hook failed")
         if args.cache_capable:
             return encode_filter_result(
@@ -242,7 +242,7 @@ class _Handlers:
             meta = args.pod.metadata
             try:
                 self._on_scored(meta.uid, f"{meta.namespace}/{meta.name}", scores)
-            except Exception:  # noqa: BLE001 - a bookkeeping hook must not change the answer
+            except Exception:  # a bookkeeping hook must not change the answer
                 log.exception("on_scored hook failed")
         scale: dict[float, int] = {}  # few distinct scores (about one per site): scale each once
         priorities = []

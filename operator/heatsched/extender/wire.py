@@ -16,16 +16,22 @@ The embedded v1.Pod and v1.Node objects are large and evolve, so only what heats
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import json
 import re
-from json.encoder import encode_basestring_ascii as _json_str
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 MAX_EXTENDER_PRIORITY = 10  # extenderv1.MaxExtenderPriority
 MAX_CPU_CORES = 1e9  # sanity bound on a parsed CPU quantity

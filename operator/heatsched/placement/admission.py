@@ -17,6 +17,7 @@ unknown counts as outside. No residency: nothing to check (None).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .audit import (
     INVALID_RESIDENCY,
@@ -26,6 +27,9 @@ from .audit import (
     RESIDENCY_CONFLICT,
     VOLUME_LOCATION_UNKNOWN,
     VOLUME_OUTSIDE_RESIDENCY,
+    JsonObject,
+    _by_name,
+    _by_ns_name,
     audit_pod,
     residency_of,
 )
@@ -36,21 +40,20 @@ REFUSED = frozenset({INVALID_RESIDENCY, RESIDENCY_CONFLICT, NODE_NOT_FOUND, NODE
                      NODE_OUTSIDE_RESIDENCY, VOLUME_LOCATION_UNKNOWN, VOLUME_OUTSIDE_RESIDENCY})
 
 
-def node_object(name: str, country: str | None) -> dict:
+def node_object(name: str, country: str | None) -> dict[str, Any]:
     """The node as the audit reads it, from heatsched's trusted view (country None: unknown or in conflict)."""
     return {"metadata": {"name": name, "labels": {COUNTRY_LABEL: country} if country else {}}}
 
 
-def pod_refusal(pod: Mapping, namespace_annotations: Mapping[str, str], nodes: Mapping[str, Mapping],
-                claims: Iterable[Mapping], volumes: Iterable[Mapping], classes: Iterable[Mapping]) -> str | None:
+def pod_refusal(pod: JsonObject, namespace_annotations: Mapping[str, str], nodes: Mapping[str, JsonObject],
+                claims: Iterable[JsonObject], volumes: Iterable[JsonObject],
+                classes: Iterable[JsonObject]) -> str | None:
     """Why a pod must not be created, or None. `nodes` holds its preset node (if known), the rest the storage
     objects its claims name."""
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
     found = audit_pod(
         pod, {namespace: {"metadata": {"annotations": dict(namespace_annotations)}}}, nodes,
-        {((c.get("metadata") or {}).get("namespace"), (c.get("metadata") or {}).get("name")): c for c in claims},
-        {(v.get("metadata") or {}).get("name"): v for v in volumes},
-        {(s.get("metadata") or {}).get("name"): s for s in classes})
+        _by_ns_name(claims), _by_name(volumes), _by_name(classes))
     reasons = [f.reason for f in found.findings if f.code in REFUSED]
     return "; ".join(reasons) if reasons else None
 

@@ -23,9 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .model import COUNTRY_LABEL
-from .residency import RESIDENCY_ANNOTATION, ResidencyError, format_residency, parse_residency
+from .residency import (
+    RESIDENCY_ANNOTATION,
+    ResidencyError,
+    format_residency,
+    parse_residency,
+)
 
 # A location label on cluster-scoped storage objects (PersistentVolume, StorageClass). Only cluster admins
 # (and the provisioners they run) can write those objects, so, unlike a PVC's labels, this one is trusted.
@@ -38,6 +44,9 @@ NODE_LOCAL_VOLUMES = frozenset({"emptyDir", "hostPath", "image"})
 API_VOLUMES = frozenset({"configMap", "secret", "projected", "downwardAPI"})
 # Keys of a pod volume that are not its type.
 _NOT_A_TYPE = frozenset({"name"})
+
+# A Kubernetes object as the apiserver sends it (JSON: metadata, spec, status ...).
+JsonObject = Mapping[str, Any]
 
 # verdicts
 COMPLIANT, VIOLATION, PENDING, UNRESTRICTED = "compliant", "violation", "pending", "unrestricted"
@@ -57,7 +66,7 @@ class Finding:
     code: str
     reason: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "reason": self.reason}
 
 
@@ -79,7 +88,7 @@ class VolumeAudit:
     persistent_volume: str | None = None
     storage_class: str | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "location": self.location,
                 "countries": None if self.countries is None else sorted(self.countries), "source": self.source,
                 "claim": self.claim, "persistentVolume": self.persistent_volume, "storageClass": self.storage_class}
@@ -109,7 +118,7 @@ class PodAudit:
             return VIOLATION
         return COMPLIANT if self.node else PENDING
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "namespace": self.namespace, "name": self.name, "uid": self.uid, "phase": self.phase,
             "resident": self.resident,
@@ -143,20 +152,22 @@ class AuditReport:
                 PENDING: verdicts.count(PENDING), UNRESTRICTED: verdicts.count(UNRESTRICTED),
                 "findings": sum(len(p.findings) for p in self.pods)}
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"counts": self.counts(), "compliant": self.ok, "pods": [p.to_json() for p in self.pods]}
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
-def _meta(obj: Mapping) -> Mapping:
+def _meta(obj: JsonObject) -> JsonObject:
     return obj.get("metadata") or {}
 
 
-def _by_name(objects: Iterable[Mapping]) -> dict[str, Mapping]:
+def _by_name(objects: Iterable[JsonObject]) -> dict[Any, JsonObject]:
+    """Keyed by metadata.name as the JSON has it (None when absent)."""
     return {_meta(o).get("name"): o for o in objects}
 
 
-def _by_ns_name(objects: Iterable[Mapping]) -> dict[tuple[str, str], Mapping]:
+def _by_ns_name(objects: Iterable[JsonObject]) -> dict[tuple[Any, Any], JsonObject]:
+    """Keyed by (metadata.namespace, metadata.name) as the JSON has them (None when absent)."""
     return {(_meta(o).get("namespace"), _meta(o).get("name")): o for o in objects}
 
 
@@ -164,7 +175,7 @@ def _codes(countries: Iterable[str]) -> str:
     return format_residency(countries) or "nothing"
 
 
-def country_terms(terms: list | None, expressions_key: str) -> frozenset[str] | None:
+def country_terms(terms: list[Any] | None, expressions_key: str) -> frozenset[str] | None:
     """Countries a list of ORed terms allows on COUNTRY_LABEL, or None when any term leaves it open.
 
     Used for a PV's required nodeSelectorTerms (`matchExpressions`, operator In) and a StorageClass's
@@ -189,7 +200,7 @@ def country_terms(terms: list | None, expressions_key: str) -> frozenset[str] | 
     return frozenset(allowed)
 
 
-def residency_of(pod_annotations: Mapping | None, namespace_annotations: Mapping | None,
+def residency_of(pod_annotations: Mapping[str, str] | None, namespace_annotations: Mapping[str, str] | None,
                  ) -> tuple[bool, frozenset[str] | None, str | None, list[Finding]]:
     """(resident, countries, source, findings) for a pod's and its namespace's annotations."""
     parsed: dict[str, frozenset[str]] = {}
@@ -217,18 +228,18 @@ def residency_of(pod_annotations: Mapping | None, namespace_annotations: Mapping
 
 
 # ---- volumes ------------------------------------------------------------------------------------------
-def volume_type(volume: Mapping) -> str:
+def volume_type(volume: JsonObject) -> str:
     types = [k for k in volume if k not in _NOT_A_TYPE and volume[k] is not None]
     return types[0] if types else "unknown"
 
 
-def _default_class(classes: Mapping[str, Mapping]) -> str | None:
+def _default_class(classes: Mapping[str, JsonObject]) -> str | None:
     defaults = sorted(name for name, sc in classes.items()
                       if any((_meta(sc).get("annotations") or {}).get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS))
     return defaults[-1] if defaults else None  # several defaults: like the apiserver, one of them (stable here)
 
 
-def _locate_pv(pv: Mapping) -> tuple[frozenset[str] | None, str]:
+def _locate_pv(pv: JsonObject) -> tuple[frozenset[str] | None, str]:
     label = (_meta(pv).get("labels") or {}).get(VOLUME_COUNTRY_LABEL)
     if label is not None:
         return frozenset({label}), "pv-label"
@@ -240,7 +251,7 @@ def _locate_pv(pv: Mapping) -> tuple[frozenset[str] | None, str]:
                   f"on {COUNTRY_LABEL}")
 
 
-def _locate_class(name: str | None, classes: Mapping[str, Mapping]) -> tuple[frozenset[str] | None, str]:
+def _locate_class(name: str | None, classes: Mapping[str, JsonObject]) -> tuple[frozenset[str] | None, str]:
     if not name:
         return None, "claim is not bound and names no storage class"
     sc = classes.get(name)
@@ -257,7 +268,8 @@ def _locate_class(name: str | None, classes: Mapping[str, Mapping]) -> tuple[fro
 
 
 def _claim_volume(name: str, vtype: str, claim_name: str, namespace: str, template_class: str | None,
-                  pvcs: Mapping, pvs: Mapping, classes: Mapping) -> VolumeAudit:
+                  pvcs: Mapping[tuple[str, str], JsonObject], pvs: Mapping[str, JsonObject],
+                  classes: Mapping[str, JsonObject]) -> VolumeAudit:
     pvc = pvcs.get((namespace, claim_name))
     if pvc is None:
         if vtype == "ephemeral":  # the claim is made when the pod is; until then the template says where
@@ -281,8 +293,8 @@ def _claim_volume(name: str, vtype: str, claim_name: str, namespace: str, templa
     return VolumeAudit(name, vtype, "network", countries, source, claim_name, pv_name or None, sc_name or None)
 
 
-def audit_volume(volume: Mapping, pod_name: str, namespace: str, pvcs: Mapping, pvs: Mapping,
-                 classes: Mapping) -> VolumeAudit:
+def audit_volume(volume: JsonObject, pod_name: str, namespace: str, pvcs: Mapping[tuple[str, str], JsonObject],
+                 pvs: Mapping[str, JsonObject], classes: Mapping[str, JsonObject]) -> VolumeAudit:
     name = volume.get("name") or "?"
     vtype = volume_type(volume)
     if vtype in NODE_LOCAL_VOLUMES:
@@ -301,12 +313,14 @@ def audit_volume(volume: Mapping, pod_name: str, namespace: str, pvcs: Mapping, 
 def _describe(v: VolumeAudit) -> str:
     if v.claim is None:
         return f"volume {v.name} ({v.type})"
-    return f"volume {v.name} (claim {v.claim}" + (f", persistent volume {v.persistent_volume})" if v.persistent_volume else ")")
+    return f"volume {v.name} (claim {v.claim}" + (
+        f", persistent volume {v.persistent_volume})" if v.persistent_volume else ")")
 
 
 # ---- pods ---------------------------------------------------------------------------------------------
-def audit_pod(pod: Mapping, namespaces: Mapping[str, Mapping], nodes: Mapping[str, Mapping], pvcs: Mapping,
-              pvs: Mapping, classes: Mapping) -> PodAudit:
+def audit_pod(pod: JsonObject, namespaces: Mapping[str, JsonObject], nodes: Mapping[str, JsonObject],
+              pvcs: Mapping[tuple[str, str], JsonObject], pvs: Mapping[str, JsonObject],
+              classes: Mapping[str, JsonObject]) -> PodAudit:
     meta, spec = _meta(pod), pod.get("spec") or {}
     namespace = meta.get("namespace") or "default"
     pod_annotations = meta.get("annotations") or {}
@@ -320,7 +334,8 @@ def audit_pod(pod: Mapping, namespaces: Mapping[str, Mapping], nodes: Mapping[st
         node_country = None if node is None else (_meta(node).get("labels") or {}).get(COUNTRY_LABEL)
         if resident:
             if node is None:
-                findings.append(Finding(NODE_NOT_FOUND, f"node {node_name} does not exist: its country cannot be verified"))
+                findings.append(Finding(NODE_NOT_FOUND,
+                                        f"node {node_name} does not exist: its country cannot be verified"))
             elif node_country is None:
                 findings.append(Finding(NODE_COUNTRY_UNKNOWN, f"node {node_name} has no {COUNTRY_LABEL} label: "
                                                               f"its country cannot be verified"))
@@ -344,16 +359,17 @@ def audit_pod(pod: Mapping, namespaces: Mapping[str, Mapping], nodes: Mapping[st
                 findings.append(Finding(VOLUME_LOCATION_UNKNOWN, f"{what}: its {v.source} allows no country"))
 
     return PodAudit(
-        namespace=namespace, name=meta.get("name") or "", uid=meta.get("uid"), phase=(pod.get("status") or {}).get("phase"),
+        namespace=namespace, name=meta.get("name") or "", uid=meta.get("uid"),
+        phase=(pod.get("status") or {}).get("phase"),
         resident=resident, residency=residency, residency_source=source,
         pod_annotation=pod_annotations.get(RESIDENCY_ANNOTATION),
         namespace_annotation=ns_annotations.get(RESIDENCY_ANNOTATION),
         node=node_name, node_country=node_country, volumes=volumes, findings=tuple(findings))
 
 
-def audit(pods: Iterable[Mapping], *, namespaces: Iterable[Mapping] = (), nodes: Iterable[Mapping] = (),
-          claims: Iterable[Mapping] = (), volumes: Iterable[Mapping] = (), storage_classes: Iterable[Mapping] = (),
-          all_pods: bool = False) -> AuditReport:
+def audit(pods: Iterable[JsonObject], *, namespaces: Iterable[JsonObject] = (), nodes: Iterable[JsonObject] = (),
+          claims: Iterable[JsonObject] = (), volumes: Iterable[JsonObject] = (),
+          storage_classes: Iterable[JsonObject] = (), all_pods: bool = False) -> AuditReport:
     """Audit every pod (only the resident ones unless `all_pods`), sorted by namespace and name."""
     ns, nd, pvc, pv, sc = (_by_name(namespaces), _by_name(nodes), _by_ns_name(claims), _by_name(volumes),
                            _by_name(storage_classes))

@@ -41,7 +41,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from heatsched.placement.model import NodeView, PodRequest, SiteView, Snapshot, ThermalState
+from heatsched.placement.model import (
+    NodeView,
+    PodRequest,
+    SiteView,
+    Snapshot,
+    ThermalState,
+)
 from heatsched.placement.residency import format_residency
 
 NEUTRAL = 0.5
@@ -261,7 +267,7 @@ def _site_score(site: SiteView, pod: PodRequest, pending_kw: float, params: Scor
 
 
 def _clamp(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x  # noqa: FURB136 - reads as the clamp it is
 
 
 def _age(seconds: float | None) -> str:

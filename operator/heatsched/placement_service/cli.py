@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("placement", help="serve the scheduler extender and the residency webhook (N replicas)",
                        description="Serve the kube-scheduler extender (heat-aware filter and scores) and the "
                        "residency webhook from list+watch of HeatSites, Nodes, Namespaces and Pods. Stateless: run "

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 log = logging.getLogger("heatsched.placement.watch")
@@ -104,7 +104,7 @@ class Watch:
                             timeout_seconds=WATCH_TIMEOUT_S, _preload_content=False,
                             _request_timeout=(CONNECT_TIMEOUT_S, WATCH_TIMEOUT_S + 30), **self._kwargs())
         try:
-            for line in iter_resp_lines(resp):
+            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     break
                 event = orjson.loads(line)

@@ -21,7 +21,7 @@ import orjson
 import urllib3
 from aiohttp import web
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from heatsched.admission.configuration import CONFIG_NAME, webhook_configuration
 from heatsched.admission.server import LOOKUP_TIMEOUT_S, LookupError_, Lookups, make_app
@@ -107,7 +107,7 @@ def lookups(view: ClusterView, core: client.CoreV1Api) -> Lookups:
 
 
 def _apply_configuration(api: client.ApiClient, body: dict[str, Any]) -> None:
-    adm = client.AdmissionregistrationV1Api(api)
+    adm: Any = client.AdmissionregistrationV1Api(api)  # takes the plain dict body at runtime
     try:
         current = adm.read_validating_webhook_configuration(CONFIG_NAME, _request_timeout=API_TIMEOUT_S)
         body = {**body, "metadata": {**body["metadata"], "resourceVersion": current.metadata.resource_version}}

@@ -41,7 +41,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from heatsched.models import BOILER_EFFICIENCY, GAS_CARBON_KG_PER_KWH, FuelCriterion, FuelSpec, HeatSiteSpec
+from heatsched.models import (
+    BOILER_EFFICIENCY,
+    GAS_CARBON_KG_PER_KWH,
+    FuelCriterion,
+    FuelSpec,
+    HeatSiteSpec,
+)
 from heatsched.placement.model import Tank
 from heatsched.thermal import energy_kwh, saturation_band_k
 
@@ -77,8 +83,8 @@ def guard(g: GuardInputs) -> GuardVerdict:
             checks.append((False, "no grid carbon intensity: fuel stays off"))
         else:
             ok = fuel_co2 < backup_co2
-            checks.append((ok, f"fuel heat {fuel_co2:.3f} {'<' if ok else '>='} backup heat {backup_co2:.3f} "
-                               "kgCO2e/kWh"))
+            checks.append((ok, (f"fuel heat {fuel_co2:.3f} {'<' if ok else '>='} backup heat {backup_co2:.3f} "
+                                "kgCO2e/kWh")))
     if g.criterion in (FuelCriterion.PRICE, FuelCriterion.CARBON_AND_PRICE):
         if g.grid_price_per_kwh is None or g.backup_price_per_kwh is None or not math.isfinite(g.grid_price_per_kwh):
             checks.append((False, "no electricity price: fuel stays off"))
@@ -201,10 +207,10 @@ def plan_fuel(inp: FuelInputs, limits: FuelLimits, verdict: GuardVerdict) -> Fue
     floor_now = floor_cold = -math.inf
     total, at_horizon = 0.0, 0.0
     for i, d in enumerate(inp.demand_kw or (0.0,)):  # one pass: cumulative net heat and both floor terms
-        total += (scale * (d if d > 0.0 else 0.0) + base) * SLOT_H
+        total += (scale * max(0.0, d) + base) * SLOT_H
         tau = (i + 1) * SLOT_H
         a, b = (total - stored_now) / tau, (total - stored_cold) / tau
-        floor_now, floor_cold = (a if a > floor_now else floor_now), (b if b > floor_cold else floor_cold)
+        floor_now, floor_cold = max(floor_now, a), max(floor_cold, b)
         if i + 1 == h_slots:
             at_horizon = total
     to_target = (capacity * (tank.target_c - t) + at_horizon) / horizon_h
@@ -216,7 +222,7 @@ def plan_fuel(inp: FuelInputs, limits: FuelLimits, verdict: GuardVerdict) -> Fue
 
     up, down = cores(now_short), cores(cold_short)
     current = inp.current_cores
-    wanted = up if up > current else down if down < current else current
+    wanted = up if up > current else down if down < current else current  # noqa: FURB136 - grow, shrink or hold
     wanted = min(max(wanted, limits.min_cores), limits.max_cores)
     room = p * (max(0, inp.free_cores - limits.reserve_cores) // p)
     planned = min(wanted, room)

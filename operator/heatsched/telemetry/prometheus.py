@@ -8,6 +8,8 @@ which would make every answer look fresh). Connection problems are TelemetryErro
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.exceptions import RequestException
@@ -26,7 +28,8 @@ class PrometheusSource:
         self._prom = PrometheusConnect(url=url, disable_ssl=verify is False, retry=Retry(total=0))
         self._prom._session.verify = verify
 
-    def _query(self, query: str) -> list:
+    def _query(self, query: str) -> Any:
+        """The answer's decoded `data.result` (JSON, normally a list of series; parse_instant_vector checks it)."""
         try:
             return self._prom.custom_query(query=query, params={"timeout": f"{int(self.timeout_s * 1000)}ms"},
                                            timeout=self.timeout_s)

@@ -10,16 +10,23 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from heatsched.twin.sites import SiteConfig
+
+_T = TypeVar("_T")
 
 DEFAULT_SITES = ("examples",)
 DEFAULT_PORT = 9108
 SITE_TZ = ZoneInfo("Europe/Paris")  # all example sites are on Central European Time
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     twin = subparsers.add_parser(
         "twin",
         help="digital twin of the boiler sites (Prometheus exporter)",
@@ -58,7 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--refresh", type=_positive, default=10.0,
                        help="kubernetes load: seconds between pod listings (default: %(default)s)")
     serve.set_defaults(func=_serve)
-    twin.set_defaults(func=lambda args: (twin.print_help(), 2)[1])
+
+    def _twin_help(args: argparse.Namespace) -> int:
+        twin.print_help()
+        return 2
+
+    twin.set_defaults(func=_twin_help)
 
     sim = subparsers.add_parser(
         "simulate",
@@ -129,8 +141,8 @@ def _positive(text: str) -> float:
     return value
 
 
-def _list(convert):  # type: ignore[no-untyped-def]
-    def parse(text: str):  # type: ignore[no-untyped-def]
+def _list(convert: Callable[[str], _T]) -> Callable[[str], tuple[_T, ...]]:
+    def parse(text: str) -> tuple[_T, ...]:
         try:
             values = tuple(convert(v.strip()) for v in text.split(",") if v.strip())
         except ValueError:
@@ -151,7 +163,7 @@ def _datetime(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time (e.g. 2025-03-03T06:00)") from None
 
 
-def _load_sites(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_sites(args: argparse.Namespace) -> list[SiteConfig]:
     from heatsched.twin.sites import load_sites
 
     sites = load_sites(args.sites)
@@ -169,7 +181,11 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from heatsched.twin.exporter import Twin, create_app
-    from heatsched.twin.loadsource import KubernetesLoadSource, StaticLoadSource
+    from heatsched.twin.loadsource import (
+        KubernetesLoadSource,
+        LoadSource,
+        StaticLoadSource,
+    )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per scrape is noise
@@ -180,6 +196,7 @@ def _serve(args: argparse.Namespace) -> int:
             if t is not None and not s.tank.inlet_c <= t <= s.tank.max_c:
                 raise ValueError(f"--initial-temperature {t:g} is outside {s.name}'s tank range "
                                  f"[{s.tank.inlet_c:g}, {s.tank.max_c:g}] °C")
+        load: LoadSource
         if args.load == "kubernetes":
             load = KubernetesLoadSource.from_kubeconfig(sites, args.kubeconfig, args.refresh)
         else:

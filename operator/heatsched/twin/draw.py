@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import overload
 
 import numpy as np
 
@@ -84,7 +85,8 @@ class DayFactorModel:
         heavy = np.where(
             rng.random(n_days) < self.heavy_prob, rng.uniform(self.heavy_low, self.heavy_high, n_days), 1.0
         )
-        return np.minimum(self.cap, base * heavy)
+        factors: np.ndarray = np.minimum(self.cap, base * heavy)
+        return factors
 
     @property
     def design_factor(self) -> float:
@@ -125,13 +127,14 @@ class DemandSpec:
     def mean_kw(self) -> float:
         """Mean over a week and the four seasons (for sizing)."""
         p = self.profile
-        seasons = [getattr(p.season_factors, s) for s in SEASONS]
+        seasons: list[float] = [getattr(p.season_factors, s) for s in SEASONS]
         return sum(p.hourly_kw) / 24 * sum(p.weekday_factors) / 7 * sum(seasons) / 4
 
     def peak_factor(self) -> float:
         """Largest weekday × season multiplier of the profile."""
         p = self.profile
-        return max(p.weekday_factors) * max(getattr(p.season_factors, s) for s in SEASONS)
+        seasons: list[float] = [getattr(p.season_factors, s) for s in SEASONS]
+        return max(p.weekday_factors) * max(seasons)
 
     def series(self, start: datetime, steps: int, step_s: float, day_factors: np.ndarray) -> np.ndarray:
         """kW at each step start; `day_factors[d]` applies to calendar day d counted from `start`'s midnight.
@@ -147,7 +150,8 @@ class DemandSpec:
         table = np.array(
             [profile_kw(self.profile, midnight + timedelta(days=d, hours=h)) for d in range(n_days) for h in range(24)]
         ).reshape(n_days, 24)
-        return table[day, hour] * np.asarray(day_factors)[day]
+        kw: np.ndarray = table[day, hour] * np.asarray(day_factors)[day]
+        return kw
 
 
 def days_spanned(start: datetime, steps: int, step_s: float) -> int:
@@ -156,6 +160,10 @@ def days_spanned(start: datetime, steps: int, step_s: float) -> int:
     return int((offsets + max(steps - 1, 0) * step_s) // 86400) + 1
 
 
+@overload
+def litres40_per_step(kw: np.ndarray, inlet_c: float, step_s: float) -> np.ndarray: ...
+@overload
+def litres40_per_step(kw: float, inlet_c: float, step_s: float) -> float: ...
 def litres40_per_step(kw: np.ndarray | float, inlet_c: float, step_s: float) -> np.ndarray | float:
     """Hot-water draw (litres at 40 °C) that a kW demand represents over one step, heated from `inlet_c`.
 
@@ -186,6 +194,10 @@ def inlet_series(mean_c: float, start: datetime, steps: int, step_s: float,
     return per_day[day] if steps else np.zeros(0)
 
 
+@overload
+def draw_heat_factor(inlet_c: np.ndarray, mean_c: float) -> np.ndarray: ...
+@overload
+def draw_heat_factor(inlet_c: float, mean_c: float) -> float: ...
 def draw_heat_factor(inlet_c: float | np.ndarray, mean_c: float) -> float | np.ndarray:
     """Heat of a hot-water draw at inlet T_in relative to its profile kW (at the mean T̄): (40 − T_in)/(40 − T̄)."""
     return (MIXED_USE_C - inlet_c) / (MIXED_USE_C - mean_c)

@@ -28,7 +28,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from aiohttp import web
@@ -41,8 +41,6 @@ from heatsched.twin.loadsource import LoadSource
 from heatsched.twin.sites import SiteConfig
 
 log = logging.getLogger(__name__)
-
-TWIN_KEY = web.AppKey("twin", "Twin")
 
 
 class Twin:
@@ -113,13 +111,16 @@ class Twin:
             last = now
 
 
+TWIN_KEY = web.AppKey("twin", Twin)
+
+
 class _TwinCollector(Collector):
     def __init__(self, twin: Twin) -> None:
         self.twin = twin
 
     def collect(self) -> Iterator[Metric]:
         sites = list(self.twin.sites.values())
-        gauges = {
+        gauges: dict[str, tuple[str, Callable[[LiveSite], float]]] = {
             "tank_temperature_celsius": ("Simulated tank temperature (°C).", lambda s: s.state.temperature_c),
             "backup_kw": ("Backup burner power over the last step (kW).", lambda s: s.backup_kw),
             "it_heat_kw": ("IT heat recovered into the tank at the current load (kW).", lambda s: s.it_heat_kw),
@@ -135,7 +136,7 @@ class _TwinCollector(Collector):
             for d, kw in s.demand_kw.items():
                 demand.add_metric([s.name, d], kw)
         yield demand
-        counters = {
+        counters: dict[str, tuple[str, Callable[[LiveSite], float]]] = {
             "backup_kwh": ("Energy burnt by the backup (kWh).", lambda s: s.state.backup_kwh),
             "heat_dumped_kwh": ("IT heat rejected at the tank maximum (kWh).", lambda s: s.state.dumped_kwh),
             "served_by_it_kwh": ("Heat demand met by server heat (kWh).", lambda s: s.state.served_by_it_kwh),

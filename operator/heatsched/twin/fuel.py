@@ -27,7 +27,14 @@ from datetime import datetime
 
 import numpy as np
 
-from heatsched.planning.fuel import LOOKAHEAD_H, FuelInputs, FuelLimits, GuardVerdict, plan_fuel, static_guard
+from heatsched.planning.fuel import (
+    LOOKAHEAD_H,
+    FuelInputs,
+    FuelLimits,
+    GuardVerdict,
+    plan_fuel,
+    static_guard,
+)
 from heatsched.thermal import profile_series_kw
 from heatsched.twin.sites import SiteConfig
 
@@ -47,7 +54,7 @@ class FuelSim:
         self.preempted_pods = 0
         self.changes = 0
         self.kw = np.zeros((len(self.sites), steps), dtype=np.float32)
-        self._forecast: dict[tuple[int, datetime], float] = {}
+        self._forecast: dict[tuple[int, datetime], tuple[float, ...]] = {}
 
     def active(self, i: int) -> bool:
         v = self.verdicts[i]

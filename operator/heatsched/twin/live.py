@@ -117,7 +117,7 @@ class LiveSite:
             temperature = _number(body["temperatureC"], "temperatureC", tank.inlet_c, tank.max_c)
         hold = body.get("hold", self.hold)
         if not isinstance(hold, bool):
-            raise ValueError("hold must be true or false")
+            raise ValueError("hold must be true or false")  # noqa: TRY004 - callers map ValueError to HTTP 400
         it_kw = body.get("itKW", self.it_override_kw)
         if it_kw is not None:
             it_kw = _number(it_kw, "itKW", 0.0, MAX_IT_KW)
@@ -154,7 +154,7 @@ class LiveSite:
 
 
 def _number(value: object, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # noqa: PLR0124 - NaN check
         raise ValueError(f"{name} must be a number, got {value!r}")
     if not low <= value <= high:
         raise ValueError(f"{name} must be within [{low:g}, {high:g}], got {value:g}")

@@ -88,9 +88,9 @@ def it_kw_by_site(
     for site in node_site.values():
         nodes[site] += 1
     for node, cpu in pod_cpu:
-        site = node_site.get(node)
-        if site is not None:
-            cores[site] += cpu
+        node_site_name = node_site.get(node)
+        if node_site_name is not None:
+            cores[node_site_name] += cpu
     return {s.name: cores[s.name] * s.watts_per_cpu / 1000.0 + (s.idle_kw(nodes[s.name]) if idle else 0.0)
             for s in sites}
 
@@ -119,11 +119,11 @@ class KubernetesLoadSource:
         try:
             if kubeconfig is None:
                 try:
-                    config.load_incluster_config()
+                    config.load_incluster_config()  # type: ignore[no-untyped-call]
                     return cls(sites, client.CoreV1Api(), refresh_s)
                 except config.ConfigException:
                     pass
-            config.load_kube_config(config_file=kubeconfig)
+            config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         except (config.ConfigException, OSError) as exc:
             raise ValueError(f"cannot load Kubernetes credentials: {exc}") from None
         return cls(sites, client.CoreV1Api(), refresh_s)
@@ -178,7 +178,8 @@ class KubernetesLoadSource:
 
 
 def _items(response: Any) -> list[dict[str, Any]]:
-    return json.loads(response.data)["items"]
+    items: list[dict[str, Any]] = json.loads(response.data)["items"]
+    return items
 
 
 def _pod_cpu(pods: Iterable[Mapping[str, Any]]) -> Iterable[tuple[str, float]]:

@@ -143,8 +143,8 @@ def goals(rows: Sequence[dict[str, Any]], step_s: float) -> list[tuple[str, bool
         ratio, where = worst("heat-aware", "gas_vs_lp")
         out.append(("heat-aware without fuel: gas <= 1.05 x LP bound, every scenario", bool(ratio <= 1.05),
                     f"worst {ratio:.3f} ({where})"))
-        summer = [_gain(r, "heat-aware", "spreading") for r in rows if r["cell"]["season"] == "summer"]
-        summer = [g for g in summer if g is not None]
+        summer = [g for r in rows if r["cell"]["season"] == "summer"
+                  if (g := _gain(r, "heat-aware", "spreading")) is not None]
         if summer:
             out.append(("summer: heat-aware >= 8 % less gas than spreading", min(summer) >= 0.08,
                         f"min {min(summer):+.1%}, mean {sum(summer) / len(summer):+.1%} over {len(summer)} cells"))
@@ -175,7 +175,8 @@ def _gain(row: dict[str, Any], policy: str, base: str) -> float | None:
     p, b = row["policies"].get(policy), row["policies"].get(base)
     if p is None or b is None or b["gas_corrected_kwh"] <= 1e-6:
         return None
-    return 1 - p["gas_corrected_kwh"] / b["gas_corrected_kwh"]
+    gain: float = 1 - p["gas_corrected_kwh"] / b["gas_corrected_kwh"]
+    return gain
 
 
 def summary(rows: Sequence[dict[str, Any]], step_s: float) -> str:

@@ -8,14 +8,18 @@ each site ran — which is what explains the table.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
+matplotlib.use("Agg")  # before pyplot is imported: the backend must be chosen first
+import matplotlib.pyplot as plt
+import numpy as np
 
-from heatsched.twin.simulate import Report  # noqa: E402
+from heatsched.twin.simulate import Report
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def write_plots(report: Report, directory: str | Path) -> list[Path]:
@@ -71,7 +75,7 @@ def write_plots(report: Report, directory: str | Path) -> list[Path]:
     return paths
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -30,7 +30,12 @@ from datetime import datetime
 
 import numpy as np
 
-from heatsched.placement.core import MAX_HEAT_WAIT_S, NodeScore, filter_nodes, score_nodes
+from heatsched.placement.core import (
+    MAX_HEAT_WAIT_S,
+    NodeScore,
+    filter_nodes,
+    score_nodes,
+)
 from heatsched.placement.model import NodeView, Snapshot
 from heatsched.twin.sites import SiteConfig
 from heatsched.twin.trace import Job

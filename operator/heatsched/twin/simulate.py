@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from heatsched.twin.draw import days_spanned, litres40_per_step
 from heatsched.placement.core import MAX_HEAT_WAIT_S
 from heatsched.planning.fuel import co2_factors, static_guard
 from heatsched.thermal import season
 from heatsched.twin.bound import BoundResult, lp_bound
+from heatsched.twin.draw import days_spanned, litres40_per_step
 from heatsched.twin.fuel import FuelSim
 from heatsched.twin.policies import (
     FUEL_POLICIES,
@@ -85,7 +85,7 @@ class SimConfig:
 
     @property
     def steps(self) -> int:
-        return int(round(self.days * 86400 / self.step_s))
+        return round(self.days * 86400 / self.step_s)
 
 
 def sized_nodes(site: SiteConfig, cores: int, sizing: float = 1.0) -> int:
@@ -113,7 +113,8 @@ class Scenario:
 
     def demand_kwh(self) -> np.ndarray:
         """Demand energy per site over the run."""
-        return self.demand_kw.sum(axis=1) * self.config.step_s / 3600
+        kwh: np.ndarray = self.demand_kw.sum(axis=1) * self.config.step_s / 3600
+        return kwh
 
 
 def build_scenario(sites: Sequence[SiteConfig], config: SimConfig) -> Scenario:
@@ -344,7 +345,8 @@ def energy_bound(scenario: Scenario) -> float:
     eta = max(s.tank.efficiency for s in sites)
     it_kwh = core_hours * max(s.watts_per_cpu for s in sites) / 1000
     idle_kwh = sum(s.idle_kw(n) for s, n in zip(sites, scenario.nodes)) * horizon / 3600
-    return min(1.0, (it_kwh + idle_kwh) * eta / scenario.demand_kwh().sum())
+    demand_kwh: float = scenario.demand_kwh().sum()
+    return min(1.0, (it_kwh + idle_kwh) * eta / demand_kwh)
 
 
 def fuel_bound_limits(scenario: Scenario) -> tuple[list[bool], list[int]]:
@@ -374,7 +376,8 @@ class Report:
         lp = self.lp_for(r.policy)
         if lp is None or lp.gas_corrected_kwh < MIN_RATIO_KWH:
             return None  # a ratio to (almost) nothing says nothing: compare the kWh
-        return r.metrics["gas_corrected_kwh"] / lp.gas_corrected_kwh
+        gas_kwh: float = r.metrics["gas_corrected_kwh"]
+        return gas_kwh / lp.gas_corrected_kwh
 
     def to_json(self) -> dict[str, Any]:
         cfg = self.scenario.config

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import yaml
@@ -50,7 +51,13 @@ from heatsched.models import (
 )
 from heatsched.placement.model import SiteView, Tank
 from heatsched.thermal import Reading, site_view
-from heatsched.twin.draw import INLET_SWING_K, DemandSpec, draw_heat_factor, inlet_on, inlet_series
+from heatsched.twin.draw import (
+    INLET_SWING_K,
+    DemandSpec,
+    draw_heat_factor,
+    inlet_on,
+    inlet_series,
+)
 from heatsched.twin.tank import TankParams
 
 BACKUP_MARGIN = 1.1  # burner power over the design (or scenario) peak demand
@@ -118,6 +125,10 @@ class SiteConfig:
         """Cold inlet (°C) at each step from `start`, one value per calendar day."""
         return inlet_series(self.tank.inlet_c, start, steps, step_s, self.inlet_swing_k)
 
+    @overload
+    def draw_heat_factor(self, inlet_c: np.ndarray) -> np.ndarray: ...
+    @overload
+    def draw_heat_factor(self, inlet_c: float) -> float: ...
     def draw_heat_factor(self, inlet_c: float | np.ndarray) -> float | np.ndarray:
         """Heat of a hot-water draw at `inlet_c` relative to its profile kW: (40 − T_in) / (40 − T̄)."""
         return draw_heat_factor(inlet_c, self.tank.inlet_c)
@@ -195,6 +206,7 @@ def design_peak_kw(demands: Iterable[DemandSpec], mean_inlet_c: float, inlet_swi
 def backup_kw_for(peak_kw: float, tank: TankParams) -> float:
     """Burner power that holds the floor against `peak_kw` of demand: BACKUP_MARGIN · peak + UA · (T_min − T_amb),
     at least MIN_BACKUP_KW."""
+    assert tank.ua_kw_per_k is not None  # TankParams.__post_init__ fills it in
     floor_loss_kw = tank.ua_kw_per_k * (tank.min_c - tank.ambient_c)
     return max(MIN_BACKUP_KW, BACKUP_MARGIN * peak_kw + floor_loss_kw)
 

@@ -71,7 +71,8 @@ def standing_loss_ua_kw_per_k(volume_l: float) -> float:
     S <= 16.66 + 8.33 · V^0.4 watts, measured at a 45 K tank-to-room difference. UA = S / 45 K.
     (1500 L: S ≈ 172 W, about 4.1 kWh/day at 60 °C.)
     """
-    return (16.66 + 8.33 * volume_l**0.4) / 45.0 / 1000.0
+    standing_loss_w: float = 16.66 + 8.33 * volume_l**0.4
+    return standing_loss_w / 45.0 / 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,7 @@ def step(
         q_heat_served = q_heat
     unmet = max(0.0, wanted_draw - q_draw) + (q_heat - q_heat_served)
     q_heat = q_heat_served
+    assert p.ua_kw_per_k is not None  # TankParams.__post_init__ fills it in
     q_loss = p.ua_kw_per_k * (t0 - p.ambient_c) * h
 
     t1 = t0 + (q_it - q_draw - q_heat - q_loss) / cap

@@ -94,7 +94,7 @@ def generate(
     if total_cores <= 0:
         raise ValueError("the cluster has no cores")
     rng = np.random.default_rng(seed)
-    minutes = int(math.ceil(seconds / 60))
+    minutes = math.ceil(seconds / 60)
     t = np.arange(minutes) * 60.0
     midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
     offset = (start - midnight).total_seconds()
