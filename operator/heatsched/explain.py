@@ -29,7 +29,7 @@ def fetch_record(placement_url: str, namespace: str, name: str, timeout: float =
 
     url = f"{placement_url.rstrip('/')}/explain/{urllib.parse.quote(namespace)}/{urllib.parse.quote(name)}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a URL the user gave
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             text: str = resp.read().decode()
             return text
     except (urllib.error.URLError, OSError):
