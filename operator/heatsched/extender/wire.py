@@ -16,7 +16,6 @@ The embedded v1.Pod and v1.Node objects are large and evolve, so only what heats
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _json_str
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -219,8 +219,8 @@ class Decoded:
 def decode_args(body: bytes) -> Decoded:
     """Parse an ExtenderArgs body or raise WireError with a short, specific message."""
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        data = orjson.loads(body)  # 5-10x the stdlib's speed: a full-node body (~1 MB) does not hold the loop
+    except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a ValueError (bad UTF-8, nesting too)
         raise WireError(f"request body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise WireError(f"request body must be a JSON object (ExtenderArgs), not {type(data).__name__}")
@@ -256,7 +256,7 @@ def encode_filter_result(
     error: str = "",
 ) -> bytes:
     """JSON of an ExtenderFilterResult. Give node_names (nodeCacheCapable) or nodes (NodeList items)."""
-    return json.dumps(
+    return orjson.dumps(
         {
             "Nodes": None if nodes is None else {"metadata": {}, "items": nodes},
             "NodeNames": node_names,
@@ -264,7 +264,7 @@ def encode_filter_result(
             "FailedAndUnresolvableNodes": unresolvable or {},
             "Error": error,
         }
-    ).encode()
+    )
 
 
 def encode_priorities(hosts: list[str], scores: list[int]) -> bytes:
