@@ -202,8 +202,9 @@ def test_service_ports_reach_the_container_ports_the_placement_service_listens_o
     assert container_ports == {"extender": args.extender_port, "webhook": args.webhook_port}
     service_ports = {p["port"]: container_ports[p["targetPort"]] for p in one(objs, "Service")["spec"]["ports"]}
     assert service_ports == {8888: 8888, 443: 9443}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "extender"}  # synced, not just up
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "extender"}
+    # ready when synced, not just up
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "extender", "scheme": "HTTP"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "extender", "scheme": "HTTP"}
     selector = one(objs, "Service")["spec"]["selector"]
     assert selector.items() <= deployment(objs, "placement")["spec"]["template"]["metadata"]["labels"].items()
 
@@ -453,3 +454,24 @@ def test_schema_refuses_bad_values_and_names_the_field(value, path):
     out = run_helm("template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION, "--set-json", value)
     assert out.returncode != 0
     assert f"at '{path}'" in out.stderr, out.stderr
+
+
+def test_extender_tls_makes_the_scheduler_verify_the_placement_certificate():
+    objs = render("scheduler.extender.tls.enabled=true")
+    args = process_args(objs, "placement")
+    assert args.extender_cert_dir == "/tls"
+    (container,) = deployment(objs, "placement")["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    config = yaml.safe_load(one(objs, "ConfigMap", "heatsched-scheduler")["data"]["heat-aware-scheduler.yaml"])
+    (extender,) = config["extenders"]
+    assert extender["urlPrefix"] == "https://heatsched.heatsched-system.svc:8888/scheduler"
+    assert extender["tlsConfig"] == {"caFile": "/etc/heatsched-ca/ca.crt"}
+    sched = deployment(objs, "scheduler")["spec"]["template"]["spec"]
+    (mount,) = [m for m in sched["containers"][0]["volumeMounts"] if m["name"] == "extender-ca"]
+    (volume,) = [v for v in sched["volumes"] if v["name"] == "extender-ca"]
+    assert mount["mountPath"] == "/etc/heatsched-ca" and volume["secret"]["secretName"] == "heatsched-webhook-tls"
+    plain = yaml.safe_load(one(render(), "ConfigMap", "heatsched-scheduler")["data"]["heat-aware-scheduler.yaml"])
+    assert plain["extenders"][0]["urlPrefix"].startswith("http://") and "tlsConfig" not in plain["extenders"][0]
+    failed = run_helm("template", "x", str(CHART), "--kube-version", KUBE_VERSION,
+                      "--set", "scheduler.extender.tls.enabled=true,webhook.enabled=false")
+    assert failed.returncode != 0 and "needs webhook.enabled=true" in failed.stderr

@@ -36,8 +36,18 @@ the controller's ServiceAccount. */}}
 {{- printf "%s.%s.svc" (include "heatsched.fullname" .) .Release.Namespace -}}
 {{- end -}}
 
+{{- define "heatsched.extenderTLS" -}}
+{{- if .Values.scheduler.extender.tls.enabled -}}
+{{- if not .Values.webhook.enabled -}}
+{{- fail "scheduler.extender.tls.enabled reuses the webhook certificate: it needs webhook.enabled=true" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "heatsched.extenderURL" -}}
-{{- printf "http://%s:%s/scheduler" (include "heatsched.serviceHost" .) (include "heatsched.extenderPort" .) -}}
+{{- $scheme := ternary "https" "http" (eq (include "heatsched.extenderTLS" .) "true") -}}
+{{- printf "%s://%s:%s/scheduler" $scheme (include "heatsched.serviceHost" .) (include "heatsched.extenderPort" .) -}}
 {{- end -}}
 
 {{- define "heatsched.webhookURL" -}}
@@ -114,6 +124,9 @@ weight and httpTimeout (values; their defaults equal the file's).
 {{- $_ := set . "urlPrefix" (include "heatsched.extenderURL" $) -}}
 {{- $_ := set . "weight" $.Values.scheduler.extender.weight -}}
 {{- $_ := set . "httpTimeout" $.Values.scheduler.extender.httpTimeout -}}
+{{- if eq (include "heatsched.extenderTLS" $) "true" -}}
+{{- $_ := set . "tlsConfig" (dict "caFile" "/etc/heatsched-ca/ca.crt") -}}
+{{- end -}}
 {{- end -}}
 {{- toJson $cfg -}}
 {{- end -}}

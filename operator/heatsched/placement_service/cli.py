@@ -17,7 +17,7 @@ def _run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     cfg = PlacementConfig(
-        extender_host=args.extender_host, extender_port=args.extender_port,
+        extender_host=args.extender_host, extender_port=args.extender_port, extender_cert_dir=args.extender_cert_dir,
         webhook_host=args.webhook_host, webhook_port=args.webhook_port,
         webhook_public_host=args.webhook_public_host, webhook_cert_dir=args.webhook_cert_dir,
         webhook_url=args.webhook_url, manage_webhook_configs=not args.no_manage_webhooks,
@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--extender-host", default="127.0.0.1", help="extender listen address")
     p.add_argument("--extender-port", type=int, default=8888,
                    help="extender port; also /healthz, /readyz, /metrics, /explain (default 8888)")
+    p.add_argument("--extender-cert-dir", metavar="DIR",
+                   help="serve the extender port over TLS with DIR/tls.crt and DIR/tls.key (kube-scheduler's extender "
+                   "tlsConfig must then trust its CA); default: plain HTTP")
     p.add_argument("--webhook-host", default="127.0.0.1", help="residency webhook listen address")
     p.add_argument("--webhook-port", type=int, default=0, help="residency webhook port, TLS (0 disables it)")
     p.add_argument("--webhook-public-host", help="host name/IP the apiserver uses to reach the webhook")

@@ -11,6 +11,7 @@ from heatsched.admission.configuration import DEFAULT_TRUSTED_BINDERS
 class PlacementConfig:
     extender_host: str = "127.0.0.1"
     extender_port: int = 8888  # extender, /metrics, /healthz, /readyz, /explain
+    extender_cert_dir: str | None = None  # tls.crt/tls.key: serve the extender port over TLS (kube-scheduler tlsConfig)
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 0  # 0 disables the residency webhook
     webhook_public_host: str | None = None  # name/IP the apiserver uses to reach the webhook (cert SAN)

@@ -22,8 +22,10 @@ import asyncio
 import json
 import logging
 import signal
+import ssl
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -194,9 +196,15 @@ class PlacementService:
         try:
             runner = web.AppRunner(self.extender_app(), access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, self.cfg.extender_host, self.cfg.extender_port).start()
+            tls = None
+            if self.cfg.extender_cert_dir:
+                tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                tls.load_cert_chain(str(Path(self.cfg.extender_cert_dir) / "tls.crt"),
+                                    str(Path(self.cfg.extender_cert_dir) / "tls.key"))
+            await web.TCPSite(runner, self.cfg.extender_host, self.cfg.extender_port, ssl_context=tls).start()
             runners.append(runner)
-            log.info("extender listening on http://%s:%d/scheduler", self.cfg.extender_host, self.cfg.extender_port)
+            log.info("extender listening on %s://%s:%d/scheduler", "https" if tls else "http", self.cfg.extender_host,
+                     self.cfg.extender_port)
             if self.cfg.webhook_port:
                 runners.append(await webhook.start(self.cfg, self.view, self.core, AdmissionMetrics(self.registry)))
                 log.info("residency webhook listening on https://%s:%d", self.cfg.webhook_host, self.cfg.webhook_port)
