@@ -50,7 +50,7 @@ class Stack:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.kubectl_bin = str(Toolchain.discover().path("kubectl"))
-        self.prometheus = PrometheusServer(workdir / "prometheus", {"exporter": [exporter.target]})
+        self.controller_metrics_port = free_port()  # kept across restarts, so Prometheus scrapes the active one
         self.webhook_port = free_port()
         self.webhook_host = os.environ.get("HEATSCHED_E2E_WEBHOOK_HOST", "127.0.0.1")
         self.controller: Service | None = None
@@ -58,6 +58,11 @@ class Stack:
         self.scheduler: Service | None = None
         # an external cluster (kind) has no heat-aware scheduler: this suite runs one, calling a local extender
         self.extender_url = getattr(cluster, "extender_url", None) or f"http://127.0.0.1:{free_port()}/scheduler"
+        # the twin-like exporter, and both heatsched processes' own /metrics (the dashboard and alerts read them)
+        self.prometheus = PrometheusServer(workdir / "prometheus", {
+            "exporter": [exporter.target],
+            "heatsched-controller": [f"127.0.0.1:{self.controller_metrics_port}"],
+            "heatsched-placement": [f"127.0.0.1:{self.extender_port()}"]})
 
     # ---- plumbing ------------------------------------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
@@ -98,7 +103,7 @@ class Stack:
         self.stop_controller(kill=kill)
 
     def start_controller(self, args: tuple[str, ...] = (), name: str = "controller") -> Service:
-        port = free_port()
+        port = self.controller_metrics_port if name == "controller" else free_port()
         argv = [sys.executable, "-m", "heatsched.cli", "controller", f"--kubeconfig={self.cluster.kubeconfig}",
                 f"--prometheus-url={self.prometheus.url}", "--status-heartbeat=3", f"--metrics-port={port}",
                 f"--leader-election-namespace={LEASE_NAMESPACE}", *args]

@@ -475,3 +475,30 @@ def test_extender_tls_makes_the_scheduler_verify_the_placement_certificate():
     failed = run_helm("template", "x", str(CHART), "--kube-version", KUBE_VERSION,
                       "--set", "scheduler.extender.tls.enabled=true,webhook.enabled=false")
     assert failed.returncode != 0 and "needs webhook.enabled=true" in failed.stderr
+
+
+def test_monitoring_objects_are_optional_and_the_rule_is_the_tested_alerts_file():
+    assert not [o for o in render() if o["kind"] in ("PodMonitor", "ServiceMonitor", "PrometheusRule")]
+    objs = render("monitoring.podMonitor.enabled=true", "monitoring.serviceMonitor.enabled=true",
+                  "monitoring.prometheusRule.enabled=true", 'monitoring.labels={"release":"kube-prometheus"}')
+    pm, sm, rule = one(objs, "PodMonitor"), one(objs, "ServiceMonitor"), one(objs, "PrometheusRule")
+    assert pm["spec"]["selector"]["matchLabels"].items() <= deployment(objs, "controller")["spec"]["template"][
+        "metadata"]["labels"].items()
+    assert pm["spec"]["podMetricsEndpoints"][0]["relabelings"] == [{"targetLabel": "job",
+                                                                    "replacement": "heatsched-controller"}]
+    assert sm["spec"]["selector"]["matchLabels"].items() <= one(objs, "Service")["metadata"]["labels"].items()
+    assert sm["spec"]["endpoints"][0]["port"] == "extender"
+    assert sm["spec"]["endpoints"][0]["relabelings"][0]["replacement"] == "heatsched-placement"
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    assert all(o["metadata"]["labels"]["release"] == "kube-prometheus" for o in (pm, sm, rule))
+
+
+def test_the_dashboard_is_valid_json_shipped_for_the_grafana_sidecar_and_copied_in_docs():
+    source = (CHART / "files" / "dashboard.json").read_text()
+    dashboard = json.loads(source)
+    assert (REPO / "docs" / "grafana-dashboard.json").read_text() == source
+    assert {p["id"] for p in dashboard["panels"]} == set(range(1, len(dashboard["panels"]) + 1))
+    assert all(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    assert not find(render(), "ConfigMap", "heatsched-dashboard")
+    cm = one(render("monitoring.grafanaDashboard.enabled=true"), "ConfigMap", "heatsched-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1" and json.loads(cm["data"]["heatsched.json"]) == dashboard

@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -80,6 +80,9 @@ class PlacementService:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_CacheCollector(self))
         self.watches: list[Watch] = []
+        self.placements = Counter("heatsched_placements_total", "Heat-aware pods this replica scored and then saw "
+                                  "bound, by site ('' outside every site) and the site's state then",
+                                  ["site", "state"], registry=self.registry)
         self._annotate: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(maxsize=10_000)
 
     # ---- watch events ----------------------------------------------------------------------------------
@@ -105,6 +108,8 @@ class PlacementService:
         self.view.set_pod(key, node, cpu, charge=pods.synced)
         if node is not None and not known and pods.synced and scheduler == HEAT_AWARE:
             record = self.explanations.bound(key, f"{namespace}/{name}", node, self.view.snapshot)
+            if record is not None:
+                self.placements.labels(record.get("site") or "", record.get("state") or "").inc()
             if record is not None and self.cfg.annotate_placements:
                 try:
                     self._annotate.put_nowait((namespace, name, record))
