@@ -15,14 +15,19 @@ os_packages() {
   command -v prometheus
 }
 
+# Python packages: exactly uv.lock (what CI tested), never a fresh resolution. uv itself is pinned and lives in
+# its own venv (.uv), since `uv sync` makes .venv hold the locked packages and nothing else.
+UV_VERSION=0.13.9
 python_env() {
   local py=${PYTHON:-python3}
   "$py" -c 'import sys; assert sys.version_info >= (3, 11), "heatsched needs Python >= 3.11"'
-  [ -x .venv/bin/python ] || "$py" -m venv .venv
+  if [ ! -x .uv/bin/uv ] || [ "$(.uv/bin/uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+    rm -rf .uv && "$py" -m venv .uv && .uv/bin/pip install -q "uv==$UV_VERSION"
+  fi
   local stamp=.venv/.heatsched-installed
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e '.[test]'
+  if [ ! -f "$stamp" ] || [ uv.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    # --locked: fail when pyproject.toml changed without `uv lock` (docs/install.md#dependencies)
+    UV_PROJECT_ENVIRONMENT=.venv .uv/bin/uv sync --locked --extra test --python "$py" -q
     touch "$stamp"
   fi
   .venv/bin/python -c 'import heatsched, kopf, kubernetes, prometheus_api_client; print("python env ok")'

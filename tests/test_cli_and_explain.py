@@ -84,3 +84,21 @@ def test_a_bound_pod_without_annotation_is_explained_by_the_placement_services_m
         assert fetch_record(url, "t", "other") is None and fetch_record("http://127.0.0.1:1", "t", "p") is None
     finally:
         server.shutdown()
+
+
+def test_the_lock_file_matches_pyproject():
+    """uv.lock is what setup.sh, CI and the image install; a dependency edited without `uv lock` fails here."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    uv = root / ".uv" / "bin" / "uv"
+    if not uv.exists():
+        found = shutil.which("uv")
+        if found is None:
+            pytest.skip("uv is not installed (scripts/setup.sh installs it in .uv)")
+        uv = Path(found)
+    out = subprocess.run([str(uv), "lock", "--check", "--offline"], cwd=root, capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
