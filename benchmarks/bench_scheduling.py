@@ -4,7 +4,7 @@ Why: the heat-aware profile makes kube-scheduler call the extender (filter + pri
 every pod, and the extender (`heatsched placement`) shares its event loop with its own watches, one of
 them on every pod; `heatsched controller` watches every pod too, on the same machine. This
 measures what that costs end to end, both schedulers in the SAME run on the same cluster, as a ratio
-(goal: heat-aware / vanilla >= 0.5; a Go extender in kubernetes-sigs measured 111 vs 991 pods/s at 500 nodes).
+(goal: heat-aware / vanilla >= 0.8 in both modes; a Go extender in kubernetes-sigs measured 111 vs 991 pods/s at 500 nodes).
 
 Set-up (benchmarks/common.py): local control plane (etcd, kube-apiserver, controller-manager, kwok, the
 `default-scheduler` and `heat-aware` kube-schedulers), CRDs and the 4 example sites, N kwok nodes spread
@@ -66,7 +66,7 @@ from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER
 VANILLA = "default-scheduler"
 PROFILES = (VANILLA, HEAT_AWARE_SCHEDULER)
 MODES = ("stream", "backlog")
-GOAL_RATIO = 0.5
+GOAL_RATIO = 0.8  # issue 10 (the first goal was 0.5)
 SCHEDULER_HISTOGRAMS = ("scheduler_scheduling_attempt_duration_seconds",
                         "scheduler_scheduling_algorithm_duration_seconds")
 
