@@ -24,7 +24,7 @@ PURE = {"heatsched.placement": PLACEMENT, "heatsched.planning": ROOT / "operator
 
 def _contract() -> dict:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
-    [contract] = [c for c in config["contracts"] if PACKAGE in c.get("source_modules", ())]
+    contract = next(c for c in config["contracts"] if c.get("source_modules") == [PACKAGE, "heatsched.planning"])
     return {**contract, "root_packages": config["root_packages"]}
 
 

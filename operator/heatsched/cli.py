@@ -13,7 +13,7 @@ import sys
 
 # sub-command modules, in the order `--help` lists them
 COMMANDS = (
-    "heatsched.demo",
+    "heatsched.cluster.demo",
     "heatsched.cluster.cli",
     "heatsched.controller.cli",
     "heatsched.placement_service.cli",

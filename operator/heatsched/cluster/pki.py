@@ -8,18 +8,15 @@ so tests can prove a kubelet cannot spoof protected labels). EC P-256 keys: fast
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+
+from heatsched.tls import new_key, pem_key, serving_certificate
 
 
 @dataclass(frozen=True)
@@ -35,16 +32,6 @@ CONTROLLER_MANAGER = Identity("system:kube-controller-manager")
 KWOK = Identity("heatsched-kwok", ("system:masters",))
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 def _write(path: Path, data: bytes, private: bool = False) -> Path:
     path.write_bytes(data)
     if private:
@@ -52,47 +39,6 @@ def _write(path: Path, data: bytes, private: bool = False) -> Path:
     return path
 
 
-def serving_certificate(hosts: tuple[str, ...], common_name: str, days: int = 30) -> tuple[bytes, bytes, bytes]:
-    """A fresh CA and a server certificate it signs for `hosts` (DNS names or IPs): PEM (ca, cert, key).
-
-    Used for the local apiserver and for the admission webhook when no certificate is provided."""
-    now = dt.datetime.now(dt.UTC)
-    valid = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=days))
-    ca_key = _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"heatsched-{common_name}-ca")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(valid[0])
-        .not_valid_after(valid[1])
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    san: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            san.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            san.append(x509.DNSName(h))
-    key = _key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(valid[0])
-        .not_valid_after(valid[1])
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return ca.public_bytes(pem), cert.public_bytes(pem), _pem_key(key)
 
 
 @dataclass(frozen=True)
@@ -111,7 +57,7 @@ class Pki:
         ca_pem, cert_pem, key_pem = serving_certificate(
             ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
              "127.0.0.1", "10.96.0.1", *hosts), common_name="kube-apiserver")
-        sa_key = _key()
+        sa_key = new_key()
         tokens: dict[str, str] = {}
         rows = []
         for ident in (ADMIN, SCHEDULER, CONTROLLER_MANAGER, KWOK, *extra):
@@ -125,7 +71,7 @@ class Pki:
             ca_cert=_write(directory / "ca.crt", ca_pem),
             serving_cert=_write(directory / "apiserver.crt", cert_pem),
             serving_key=_write(directory / "apiserver.key", key_pem, private=True),
-            sa_key=_write(directory / "sa.key", _pem_key(sa_key), private=True),
+            sa_key=_write(directory / "sa.key", pem_key(sa_key), private=True),
             sa_pub=_write(
                 directory / "sa.pub",
                 sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),

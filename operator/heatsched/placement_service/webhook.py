@@ -36,7 +36,7 @@ log = logging.getLogger("heatsched.webhook")
 
 def certificate(cfg: PlacementConfig) -> tuple[Path, Path, Path]:
     """(ca, cert, key): the files in cfg.webhook_cert_dir, or a self-signed set made there once."""
-    from heatsched.cluster.pki import serving_certificate
+    from heatsched.tls import serving_certificate
 
     public = cfg.webhook_public_host or cfg.webhook_host
     directory = Path(cfg.webhook_cert_dir or tempfile.mkdtemp(prefix="heatsched-webhook-"))

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from heatsched.cluster.prometheus import PrometheusServer
     from heatsched.models import HeatSite
 
-ROOT_CANDIDATES = (Path.cwd(), Path(__file__).resolve().parents[2])
+ROOT_CANDIDATES = (Path.cwd(), Path(__file__).resolve().parents[3])
 FUEL_NAMESPACE = "heatsched-fuel"
 
 
