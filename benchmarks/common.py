@@ -35,6 +35,7 @@ from typing import Self
 import aiohttp
 import yaml
 from heatsched.cluster.controlplane import ControlPlane
+from heatsched.cluster.heatsched import Heatsched
 from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.cluster.procs import Service, free_port, log_tail
 from heatsched.cluster.prometheus import PrometheusServer
@@ -55,7 +56,6 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BENCH_STATE = Path.home() / ".heatsched" / "bench"
 FUEL_NAMESPACE = "heatsched-fuel"  # spec.fuel.namespace of the example sites (the FuelSpec default)
-LEASE_NAMESPACE = "default"  # namespace of the controller's leader-election Lease (one local replica)
 
 
 class KubeError(RuntimeError):
@@ -373,13 +373,10 @@ def spread_nodes(sites: list[str], n_nodes: int) -> dict[str, str]:
 
 def start_controller(stack: BenchStack, *, env: dict[str, str] | None = None, python_argv: list[str] | None = None,
                      extra_args: Iterable[str] = ()) -> Service:
-    """`heatsched controller` as a real process (status, node labels, fuel; the Lease in `default`)."""
-    argv = [*(python_argv or [sys.executable, "-m", "heatsched.cli"]), "controller",
-            f"--kubeconfig={stack.cp.kubeconfig}", f"--prometheus-url={stack.prometheus.url}",
-            "--status-heartbeat=5", f"--metrics-port={free_port()}", f"--leader-election-namespace={LEASE_NAMESPACE}",
-            *extra_args]
-    stack.controller = Service("controller", argv, stack.workdir / "controller.log").start(
-        env={**os.environ, **(env or {})})
+    """`heatsched controller` as a real process (status, node labels, fuel; the Lease in `default`), started as the
+    e2e stack and the demo start it (heatsched.cluster.heatsched)."""
+    processes = Heatsched(stack.cp.kubeconfig, stack.workdir, python=python_argv, env=env)
+    stack.controller = processes.controller(stack.prometheus.url, free_port(), heartbeat_s=5, args=extra_args)
     return stack.controller
 
 
@@ -387,11 +384,8 @@ def start_placement(stack: BenchStack, *, env: dict[str, str] | None = None, pyt
                     extra_args: Iterable[str] = ()) -> Service:
     """`heatsched placement` as a real process: the extender on the port the heat-aware scheduler calls, no
     webhook (pods carry schedulerName themselves), no placement annotation unless `extra_args` asks for it."""
-    argv = [*(python_argv or [sys.executable, "-m", "heatsched.cli"]), "placement",
-            f"--kubeconfig={stack.cp.kubeconfig}", f"--extender-port={stack.extender_port}", "--webhook-port=0",
-            *extra_args]
-    stack.placement = Service("placement", argv, stack.workdir / "placement.log").start(
-        env={**os.environ, **(env or {})})
+    processes = Heatsched(stack.cp.kubeconfig, stack.workdir, python=python_argv, env=env)
+    stack.placement = processes.placement(stack.extender_port, args=extra_args)
     return stack.placement
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import yaml
 from heatsched.cluster.controlplane import HEAT_AWARE_RETRY_FLAG, render_scheduler_config
+from heatsched.cluster.heatsched import Heatsched
 from heatsched.cluster.kwoknodes import kwok_node
 from heatsched.cluster.procs import Service, free_port, log_tail
 from heatsched.cluster.prometheus import PrometheusServer
@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "charts" / "heatsched" / "files" / "residency-policies.yaml"
 SITES = ("montlucon-residence", "metz-hospital", "sarreguemines-factory", "frankfurt-office")
 REFRESH_S = 2  # e2e patches every example site to refresh this often
-LEASE_NAMESPACE = "default"
 MAX_HEAT_WAIT_S = 30  # the operator's heat wait bound in e2e (default 600)
 FUEL_NAMESPACE = "heatsched-fuel"
 
@@ -55,6 +54,7 @@ class Stack:
         self.webhook_host = os.environ.get("HEATSCHED_E2E_WEBHOOK_HOST", "127.0.0.1")
         self.controller: Service | None = None
         self.placement: Service | None = None
+        self.heatsched = Heatsched(cluster.kubeconfig, workdir)
         self.scheduler: Service | None = None
         # an external cluster (kind) has no heat-aware scheduler: this suite runs one, calling a local extender
         self.extender_url = getattr(cluster, "extender_url", None) or f"http://127.0.0.1:{free_port()}/scheduler"
@@ -103,61 +103,39 @@ class Stack:
         self.stop_controller(kill=kill)
 
     def start_controller(self, args: tuple[str, ...] = (), name: str = "controller") -> Service:
+        """A controller process; the one named "controller" is the Stack's, on the port Prometheus scrapes, and
+        is waited for until it holds the Lease."""
         port = self.controller_metrics_port if name == "controller" else free_port()
-        argv = [sys.executable, "-m", "heatsched.cli", "controller", f"--kubeconfig={self.cluster.kubeconfig}",
-                f"--prometheus-url={self.prometheus.url}", "--status-heartbeat=3", f"--metrics-port={port}",
-                f"--leader-election-namespace={LEASE_NAMESPACE}", *args]
-        service = Service(name, argv, self.workdir / f"{name}.log").start()
-        service.metrics_port = port
+        service = self.heatsched.controller(self.prometheus.url, port, args=args, name=name)
         if name == "controller":
             self.controller = service
-            wait_for(lambda: self._leading(service), 60, what="controller holds the lease")
+            self.heatsched.wait_leading(service)
         return service
-
-    def _leading(self, service: Service) -> bool:
-        service.check()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=1) as resp:
-                return "heatsched_controller_leader{" in (text := resp.read().decode()) and any(
-                    line.startswith("heatsched_controller_leader{") and line.endswith(" 1.0")
-                    for line in text.splitlines())
-        except OSError:
-            return False
-
-    def metrics(self, process: str = "controller") -> str:
-        """GET /metrics of the controller (its metrics port) or the placement service (the extender port)."""
-        port = self.controller.metrics_port if process == "controller" else self.extender_port()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
 
     def stop_controller(self, *, kill: bool = False) -> None:
         if self.controller is not None:
             self.controller.stop(grace=0 if kill else 10.0)
             self.controller = None
 
+    def metrics(self, process: str = "controller") -> str:
+        """GET /metrics of the controller (its metrics port) or the placement service (the extender port)."""
+        port = self.controller_metrics_port if process == "controller" else self.extender_port()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+
     def start_placement(self) -> None:
-        argv = [sys.executable, "-m", "heatsched.cli", "placement", f"--kubeconfig={self.cluster.kubeconfig}",
-                f"--webhook-port={self.webhook_port}", f"--extender-port={self.extender_port()}",
-                f"--max-heat-wait={MAX_HEAT_WAIT_S}", "--annotate-placements",
-                f"--webhook-cert-dir={self.workdir / 'webhook-tls'}"]
+        args = [f"--max-heat-wait={MAX_HEAT_WAIT_S}", "--annotate-placements", "--placement-events"]
         if self.webhook_host != "127.0.0.1":
-            argv += ["--webhook-host=0.0.0.0", f"--webhook-public-host={self.webhook_host}"]
-        self.placement = Service("placement", argv, self.workdir / "placement.log").start()
+            args += ["--webhook-host=0.0.0.0", f"--webhook-public-host={self.webhook_host}"]
+        self.placement = self.heatsched.placement(self.extender_port(), webhook_port=self.webhook_port,
+                                                  cert_dir=self.workdir / "webhook-tls", args=args)
         wait_for(lambda: self._webhook_ready(), 60, what="placement webhook configured")
-        wait_for(lambda: self._extender_ready(), 60, what="placement service ready (/readyz)")
+        self.heatsched.wait_ready(self.placement)
 
     def stop_placement(self, *, kill: bool = False) -> None:
         if self.placement is not None:
             self.placement.stop(grace=0 if kill else 10.0)
             self.placement = None
-
-    def _extender_ready(self) -> bool:
-        self.placement.check()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.extender_port()}/readyz", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
 
     def _webhook_ready(self) -> bool:
         self.placement.check()

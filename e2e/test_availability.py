@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import time
 
 from heatsched.cluster.procs import Service, free_port
@@ -32,7 +31,7 @@ def scrape(service: Service) -> str:
 
     service.check()
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=2) as resp:
+        with urllib.request.urlopen(f"http://127.0.0.1:{service.port}/metrics", timeout=2) as resp:
             return resp.read().decode()
     except OSError:
         return ""
@@ -63,20 +62,10 @@ def test_a_standby_controller_takes_over_within_30_s_and_wrote_nothing_before(st
 
 
 def _placement(stack, extender: int, webhook: int) -> Service:
-    argv = [sys.executable, "-m", "heatsched.cli", "placement", f"--kubeconfig={stack.cluster.kubeconfig}",
-            f"--extender-port={extender}", f"--webhook-port={webhook}", f"--max-heat-wait={MAX_HEAT_WAIT_S}",
-            f"--webhook-url=https://127.0.0.1:{stack.webhook_port}", f"--webhook-cert-dir={stack.workdir / 'webhook-tls'}"]
-    return Service(f"placement-{extender}", argv, stack.workdir / f"placement-{extender}.log").start()
-
-
-def _ready(port: int) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    return stack.heatsched.placement(extender, webhook_port=webhook, cert_dir=stack.workdir / "webhook-tls",
+                                     name=f"placement-{extender}", args=[
+                                         f"--max-heat-wait={MAX_HEAT_WAIT_S}",
+                                         f"--webhook-url=https://127.0.0.1:{stack.webhook_port}"])
 
 
 def test_killing_a_placement_replica_during_a_burst_refuses_and_misplaces_nothing(stack, heat_namespace):
@@ -88,8 +77,8 @@ def test_killing_a_placement_replica_during_a_burst_refuses_and_misplaces_nothin
     proxies = [RoundRobin(stack.extender_port(), [e for e, _ in ports]).start(),
                RoundRobin(stack.webhook_port, [w for _, w in ports]).start()]
     try:
-        for (e, _), r in zip(ports, replicas, strict=True):
-            wait_for(lambda p=e, s=r: s.check() or _ready(p), 60, what=f"replica {e} ready")
+        for r in replicas:
+            stack.heatsched.wait_ready(r)
         names = [f"burst-{i:03d}" for i in range(300)]
         refused = []
         for i, name in enumerate(names):

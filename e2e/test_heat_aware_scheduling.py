@@ -125,6 +125,11 @@ def test_heat_never_keeps_a_pod_waiting_past_the_bound(stack, heat_namespace):
     assert "heat wait bound used" in explain(stack, heat_namespace, "patient")
     served = json.loads(fetch_record(f"http://127.0.0.1:{stack.extender_port()}", heat_namespace, "patient"))
     assert served == record  # the placement service's memory, which the annotation copies
+
+    def placement_event():
+        events = stack.core.list_namespaced_event(heat_namespace, field_selector="involvedObject.name=patient").items
+        return next((e.message for e in events if e.reason == "HeatAwarePlacement"), None)
+    assert "heat wait bound used" in wait_for(placement_event, 15, what="a HeatAwarePlacement event")
     stack.set_temperatures({MONTLUCON: 70.0, METZ: 70.0, SARREGUEMINES: 88.0, FRANKFURT: 30.0})
 
 

@@ -4,6 +4,7 @@ Event on the pod, the site's ResidencyDrift condition), and a HeatSite's country
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from heatsched.placement.model import COUNTRY_LABEL
@@ -45,7 +46,9 @@ def test_a_node_leaving_its_site_under_a_resident_pod_is_reported(stack, namespa
             return next((e for e in events if e.reason == "ResidencyDrift"), None)
         event = wait_for(drift_event, 30, what="a ResidencyDrift event on the pod")
         assert event.type == "Warning" and node in event.message
-        assert f'heatsched_residency_drift_pods{{site="{MONTLUCON}"}} 1.0' in stack.metrics()
+        # at least this pod (other tests' resident pods on that node, still terminating, may drift with it)
+        drifted = re.search(rf'^heatsched_residency_drift_pods{{site="{MONTLUCON}"}} (\S+)$', stack.metrics(), re.MULTILINE)
+        assert drifted and float(drifted.group(1)) >= 1, drifted
         assert stack.core.read_namespaced_pod("resident", namespace).metadata.deletion_timestamp is None  # flag only
     finally:
         stack.core.patch_node(node, {"metadata": {"labels": {POOL: MONTLUCON}}})

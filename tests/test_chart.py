@@ -330,6 +330,9 @@ def test_placement_cluster_role_only_reads_and_writes_its_webhook_configuration(
     assert deployment(objs, "placement")["spec"]["template"]["spec"]["serviceAccountName"] == "heatsched-placement"
     annotating = grants(render("placement.annotatePlacements=true"), "ClusterRole", "heatsched-placement")
     assert annotating - expected == {("", "pods", "patch", "*")}
+    events = render("placement.placementEvents=true")
+    assert grants(events, "ClusterRole", "heatsched-placement") - expected == {("", "events", "create", "*")}
+    assert process_args(events, "placement").placement_events
 
 
 def test_the_residency_policies_are_installed_with_the_chart_labels_and_the_admin_role():

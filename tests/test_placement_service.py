@@ -111,3 +111,13 @@ def test_a_lease_is_free_only_when_unheld_ours_or_expired():
     assert free(lease("me", NOW), "me", NOW)
     assert not free(lease("other", NOW - timedelta(seconds=10)), "me", NOW)
     assert free(lease("other", NOW - timedelta(seconds=16)), "me", NOW)
+
+
+def test_a_placement_event_says_where_the_pod_landed_and_why():
+    from heatsched.placement_service.explain import explain_line
+
+    line = explain_line({"node": "n1", "site": "s1", "country": "FR", "state": "Heating", "tankCelsius": 56.0,
+                         "score": 0.9, "why": "heating", "candidates": 2, "best": "n1",
+                         "heatWaitBound": "taken although heat-blocked"})
+    assert line == ("node n1 in site s1 (FR), tank 56.0 °C, Heating; score 0.90 of 2 candidates: heating; "
+                    "heat wait bound used: taken although heat-blocked")

@@ -57,14 +57,15 @@ async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 async def post_event(core: client.CoreV1Api, namespace: str, involved: client.V1ObjectReference, reason: str,
-                     message: str, *, type_: str = "Normal", name_prefix: str | None = None) -> None:
+                     message: str, *, type_: str = "Normal", name_prefix: str | None = None,
+                     component: str = "heatsched-controller") -> None:
     """Post a core/v1 Event about `involved` (logged, never raised, when the API refuses it)."""
     now = datetime.now(UTC)
     body = client.CoreV1Event(
         metadata=client.V1ObjectMeta(generate_name=name_prefix or f"{involved.name}."),
         involved_object=involved, reason=reason, message=message[:1024], type=type_,
         first_timestamp=now, last_timestamp=now, count=1,
-        source=client.V1EventSource(component="heatsched-controller"),
+        source=client.V1EventSource(component=component),
     )
     try:
         await call(core.create_namespaced_event, namespace, body)

@@ -69,6 +69,7 @@ class Demo:
         from kubernetes import client, config
 
         from heatsched.cluster.controlplane import ControlPlane
+        from heatsched.cluster.heatsched import Heatsched
         from heatsched.cluster.kwoknodes import kwok_node
         from heatsched.cluster.procs import Service, free_port
         from heatsched.cluster.prometheus import PrometheusServer
@@ -120,16 +121,15 @@ class Demo:
         assert cp.extender_url is not None  # up() sets it
         ext_port = int(cp.extender_url.rsplit(":", 1)[1].split("/")[0])
         webhook_port = free_port()
-        self.services.append(Service("controller", py + [
-            "controller", f"--kubeconfig={cp.kubeconfig}", f"--prometheus-url={prometheus.url}",
-            "--status-heartbeat=5", f"--metrics-port={free_port()}", "--leader-election-namespace=default"],
-            work / "controller.log").start())
+        processes = Heatsched(cp.kubeconfig, work)
+        controller = processes.controller(prometheus.url, free_port(), heartbeat_s=5)
+        self.services.append(controller)
         # --annotate-placements: the summary's `heatsched explain` reads the pod's heatsched.io/placement
-        self.services.append(Service("placement", py + [
-            "placement", f"--kubeconfig={cp.kubeconfig}", f"--extender-port={ext_port}",
-            f"--webhook-port={webhook_port}", f"--webhook-cert-dir={work / 'webhook-tls'}", "--annotate-placements"],
-            work / "placement.log").start())
-        self._wait_http(f"http://127.0.0.1:{ext_port}/readyz", "placement service (/readyz)")
+        placement = processes.placement(ext_port, webhook_port=webhook_port, cert_dir=work / "webhook-tls",
+                                        args=["--annotate-placements"])
+        self.services.append(placement)
+        processes.wait_leading(controller)
+        processes.wait_ready(placement)
         self._wait_webhook(client.AdmissionregistrationV1Api(self.api), webhook_port)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -51,6 +51,7 @@ class Service:
     popen: subprocess.Popen[bytes] | None = None
     pid: int | None = None
     started: str | None = None
+    port: int | None = None  # where the harness reaches it (heatsched: metrics or extender port)
 
     def start(self, env: dict[str, str] | None = None) -> Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)

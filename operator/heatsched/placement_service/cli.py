@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
         webhook_public_host=args.webhook_public_host, webhook_cert_dir=args.webhook_cert_dir,
         webhook_url=args.webhook_url, manage_webhook_configs=not args.no_manage_webhooks,
         trusted_binders=tuple(args.trusted_binder or DEFAULT_TRUSTED_BINDERS), max_heat_wait_s=args.max_heat_wait,
-        annotate_placements=args.annotate_placements,
+        annotate_placements=args.annotate_placements, placement_events=args.placement_events,
     )
     run(cfg, args.kubeconfig)
     return 0
@@ -60,5 +60,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="also write why a pod landed where it did as its heatsched.io/placement annotation (one "
                    "API write per heat-aware pod, off the request path); without it `heatsched explain` asks "
                    "this service")
+    p.add_argument("--placement-events", action="store_true",
+                   help="also post a Normal Event HeatAwarePlacement on each heat-aware pod it scored (where it landed "
+                   "and why: the durable trace; one API write per pod, off the request path). Pending pods already "
+                   "have kube-scheduler's FailedScheduling Events, with the extender's reasons")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=_run)

@@ -21,4 +21,5 @@ class PlacementConfig:
     trusted_binders: tuple[str, ...] = DEFAULT_TRUSTED_BINDERS  # their pods/binding skip the webhook
     max_heat_wait_s: float = 600.0  # heat alone keeps a pod off hot nodes at most this long (0: never)
     annotate_placements: bool = False  # opt-in: heatsched.io/placement on pods it scored, off the request path
+    placement_events: bool = False  # opt-in: a Normal Event HeatAwarePlacement per pod it scored (durable trace)
     refresh_s: float = 1.0  # how often site views are re-evaluated (readings age)

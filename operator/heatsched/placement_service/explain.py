@@ -68,3 +68,15 @@ class Explanations:
         while len(self.placed) > self.limit:
             self.placed.popitem(last=False)
         return record
+
+
+def explain_line(record: dict[str, Any]) -> str:
+    """One line for an Event: where the pod landed and why."""
+    where = f"node {record.get('node')} in site {record.get('site') or '-'} ({record.get('country') or '?'})"
+    tank = record.get("tankCelsius")
+    state = f"tank {'unknown' if tank is None else f'{tank:.1f} °C'}, {record.get('state', '?')}"
+    score = record.get("score")
+    why = f"score {score:.2f} of {record.get('candidates', '?')} candidates: {record.get('why')}" if score is not None \
+        else "not scored by this replica"
+    bound = f"; heat wait bound used: {record['heatWaitBound']}" if record.get("heatWaitBound") else ""
+    return f"{where}, {state}; {why}{bound}"

@@ -37,11 +37,11 @@ from prometheus_client.registry import Collector
 
 from heatsched.extender.server import make_app
 from heatsched.extender.wire import pod_cpu
-from heatsched.kube import api_client, call
+from heatsched.kube import api_client, call, post_event
 from heatsched.metrics import AdmissionMetrics, ExtenderMetrics
 from heatsched.placement_service import webhook
 from heatsched.placement_service.config import PlacementConfig
-from heatsched.placement_service.explain import Explanations
+from heatsched.placement_service.explain import Explanations, explain_line
 from heatsched.placement_service.view import ClusterView
 from heatsched.placement_service.watch import Watch
 
@@ -110,7 +110,7 @@ class PlacementService:
             record = self.explanations.bound(key, f"{namespace}/{name}", node, self.view.snapshot)
             if record is not None:
                 self.placements.labels(record.get("site") or "", record.get("state") or "").inc()
-            if record is not None and self.cfg.annotate_placements:
+            if record is not None and (self.cfg.annotate_placements or self.cfg.placement_events):
                 try:
                     self._annotate.put_nowait((namespace, name, record))
                 except asyncio.QueueFull:
@@ -154,8 +154,16 @@ class PlacementService:
             self.view.refresh()
 
     async def annotate_loop(self) -> None:
+        """Writes what --annotate-placements and --placement-events ask for, one pod at a time, off the request
+        path (a queue of at most 10 000; when it is full a record is only served at /explain)."""
         while True:
             namespace, name, record = await self._annotate.get()
+            if self.cfg.placement_events:
+                pod = client.V1ObjectReference(api_version="v1", kind="Pod", name=name, namespace=namespace)
+                await post_event(self.core, namespace, pod, "HeatAwarePlacement", explain_line(record),
+                                 name_prefix=f"{name}.placement.", component="heatsched-placement")
+            if not self.cfg.annotate_placements:
+                continue
             body = {"metadata": {"annotations": {PLACEMENT_ANNOTATION: json.dumps(record, ensure_ascii=False)}}}
             try:
                 await call(self.core.patch_namespaced_pod, name, namespace, body)
