@@ -95,7 +95,9 @@ def test_a_placement_record_is_made_when_a_scored_pod_binds():
     record = ex.bound("u1", "t/p", "n1", v.snapshot)
     assert record == {"node": "n1", "site": "s1", "country": "FR", "state": "Heating", "tankCelsius": 56.0,
                       "score": 0.9, "why": "heating", "candidates": 2, "best": "n1"}
-    assert ex.placed["t/p"] is record and ex.bound("u9", "t/q", "n1", v.snapshot) is None
+    assert ex.placed["t/p"] is record
+    assert ex.bound("u9", "t/q", "n1", v.snapshot) == {  # not scored here: where it landed, no score
+        "node": "n1", "site": "s1", "country": "FR", "state": "Heating", "tankCelsius": 56.0}
     for i in range(5):
         ex.remember_scores(f"x{i}", "t/x", [])
     assert len(ex.scored) == 2  # bounded

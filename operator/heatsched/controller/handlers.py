@@ -47,6 +47,7 @@ from heatsched.placement.model import COUNTRY_LABEL, FUEL_SITE_LABEL, SiteView
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, ResidencyError, parse_residency
 from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
+from heatsched.watch import Watch
 
 HEATSITES = (GROUP, VERSION, HEATSITE_PLURAL)
 THERMALDEMANDS = (GROUP, VERSION, THERMALDEMAND_PLURAL)
@@ -125,6 +126,7 @@ class Operator:
         self.written: dict[str, tuple[HeatSiteStatus, float]] = {}  # site -> (last status written, when)
         self.demand_written: dict[str, dict[str, Any]] = {}
         self.status_writes = 0  # HeatSite status patches sent (heatsched_status_writes_total)
+        self._tasks: set[asyncio.Task[None]] = set()  # drift reports in flight
 
     # ---- nodes -------------------------------------------------------------------------------------
     async def relabel(self, nodes: Iterable[str]) -> None:
@@ -252,6 +254,59 @@ class Operator:
             if exc.status != 404:
                 log.warning("cannot patch HeatSite %s status: %s %s", name, exc.status, exc.reason)
 
+    # ---- pods (a plain list+watch, heatsched.watch: kopf's per-event copies are the controller's main cost) ----
+    def pod_changed(self, uid: str, body: Mapping[str, Any] | None) -> list[Drift]:
+        """A pod event (body None: deleted); returns new residency drift to report. Sync: it only updates the
+        Store, so a burst of pod events costs no task each."""
+        store = self.store
+        if body is None:
+            for pods in store.fuel_pods.values():
+                pods.pop(uid, None)
+            store.set_resident(uid, None)
+            store.set_pod(uid, None, 0.0, True)
+            store.set_nominated(uid, None, 0.0)
+            return []
+        meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+        if not spec:
+            return []
+        gone = status.get("phase") in TERMINATED
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        fuel_site = fuel_site_of(store, meta)
+        if fuel_site is not None:
+            terminating = gone or bool(meta.get("deletionTimestamp"))
+            store.set_fuel_pod(uid, fuel_site, None if terminating else FuelPod(
+                key[1], key[0], spec.get("nodeName"), pod_cpu(spec), meta.get("creationTimestamp") or ""))
+            return []
+        residency = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
+        resident = None
+        if residency is not None and spec.get("nodeName") and not gone:
+            try:
+                resident = ResidentPod(key[0], key[1], spec["nodeName"], parse_residency(residency), tuple(
+                    v for v in spec.get("volumes") or () if volume_type(v) not in NODE_LOCAL_VOLUMES | API_VOLUMES))
+            except ResidencyError:
+                resident = None  # admission refuses these; nothing to compare with
+        store.set_resident(uid, resident)
+        cpu = pod_cpu(spec)
+        store.set_pod(uid, spec.get("nodeName"), cpu, gone)
+        nominated = status.get("nominatedNodeName") if not gone and not spec.get("nodeName") else None
+        store.set_nominated(uid, nominated, cpu)
+        # a pod first seen on a node that already lost its country (a restart, a failover) is drift too
+        return store.check_drift([resident.node]) if resident is not None else []
+
+    def watch_pods(self, loop: asyncio.AbstractEventLoop) -> Watch:
+        """Start the pod list+watch feeding pod_changed; drift found is reported off the watch's callback."""
+        def apply(uid: str, body: dict[str, Any] | None) -> None:
+            drifts = self.pod_changed(uid, body)
+            if drifts:
+                task = loop.create_task(self.report_drift(drifts))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        def extract(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+            return str((obj.get("metadata") or {}).get("uid") or ""), obj
+
+        return Watch("pods", self.core.list_pod_for_all_namespaces, extract, apply, loop).start()
+
     async def write_demands(self, site: str, now: datetime | None = None) -> None:
         now = self.store.local_time(site, now or datetime.now(UTC))
         for d in [d for d in self.store.demands.values() if d.spec.site_ref == site]:
@@ -341,34 +396,3 @@ def register(registry: kopf.OperatorRegistry) -> None:
             return
         meta = event["object"].get("metadata", {})
         store.namespaces[name] = (dict(meta.get("annotations") or {}), dict(meta.get("labels") or {}))
-
-    @kopf.on.event("", "v1", "pods", registry=registry)
-    async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        body = event["object"]
-        meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status") or {}
-        uid = meta.get("uid")
-        if not uid or not spec:
-            return
-        gone = event["type"] == "DELETED" or status.get("phase") in TERMINATED
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        residency = (meta.get("annotations") or {}).get(RESIDENCY_ANNOTATION)
-        fuel_site = fuel_site_of(op(memo).store, meta)
-        if fuel_site is not None:
-            terminating = gone or bool(meta.get("deletionTimestamp"))
-            op(memo).store.set_fuel_pod(uid, fuel_site, None if terminating else FuelPod(
-                key[1], key[0], spec.get("nodeName"), pod_cpu(spec), meta.get("creationTimestamp") or ""))
-            return
-        resident = None
-        if residency is not None and spec.get("nodeName") and not gone:
-            try:
-                resident = ResidentPod(key[0], key[1], spec["nodeName"], parse_residency(residency), tuple(
-                    v for v in spec.get("volumes") or () if volume_type(v) not in NODE_LOCAL_VOLUMES | API_VOLUMES))
-            except ResidencyError:
-                resident = None  # admission refuses these; nothing to compare with
-        op(memo).store.set_resident(uid, resident)
-        if resident is not None:  # a pod first seen on a node that already lost its country (a restart, a failover)
-            await op(memo).report_drift(op(memo).store.check_drift([resident.node]))
-        cpu = pod_cpu(spec)
-        op(memo).store.set_pod(uid, spec.get("nodeName"), cpu, gone)
-        nominated = status.get("nominatedNodeName") if not gone and not spec.get("nodeName") else None
-        op(memo).store.set_nominated(uid, nominated, cpu)

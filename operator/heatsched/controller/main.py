@@ -62,6 +62,7 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         # 742 s and 533 MiB; unlimited: 37 s and 171 MiB, benchmarks/bench_operator_memory.py)
         settings.execution.max_workers = 8
         op: Operator = memo.operator
+        memo.pod_watch = op.watch_pods(asyncio.get_running_loop())
         if cfg.audit_interval_s > 0:
             memo.audit_task = asyncio.create_task(audit_loop.run(op.store, op.core.api_client, cfg.audit_interval_s))
 
@@ -70,6 +71,9 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         task = getattr(memo, "audit_task", None)
         if task is not None:
             task.cancel()
+        watch = getattr(memo, "pod_watch", None)
+        if watch is not None:
+            watch.stop()
 
     handlers.register(registry)
     return registry

@@ -45,11 +45,11 @@ class Explanations:
         if uid:
             self._scored(uid)["relaxed"] = dict(result.relaxed)
 
-    def bound(self, uid: str, ref: str, node: str, snapshot: Snapshot) -> dict[str, Any] | None:
-        """A pod seen bound to `node`: its record, or None when this replica never scored it."""
-        scored = self.scored.pop(uid, None)
-        if scored is None:
-            return None
+    def bound(self, uid: str, ref: str, node: str, snapshot: Snapshot) -> dict[str, Any]:
+        """A heat-aware pod seen bound to `node`: its record. Without scores when this replica did not score it
+        (another replica did, or kube-scheduler skipped prioritize because one node was feasible): where it
+        landed and the site's state then."""
+        scored = self.scored.pop(uid, {})
         view = snapshot.nodes.get(node)
         site = view.site if view is not None else None
         record: dict[str, Any] = {"node": node, "site": site}
@@ -77,6 +77,6 @@ def explain_line(record: dict[str, Any]) -> str:
     state = f"tank {'unknown' if tank is None else f'{tank:.1f} °C'}, {record.get('state', '?')}"
     score = record.get("score")
     why = f"score {score:.2f} of {record.get('candidates', '?')} candidates: {record.get('why')}" if score is not None \
-        else "not scored by this replica"
+        else "no score from this replica (one feasible node, or another replica scored it)"
     bound = f"; heat wait bound used: {record['heatWaitBound']}" if record.get("heatWaitBound") else ""
     return f"{where}, {state}; {why}{bound}"

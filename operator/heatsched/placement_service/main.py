@@ -43,7 +43,7 @@ from heatsched.placement_service import webhook
 from heatsched.placement_service.config import PlacementConfig
 from heatsched.placement_service.explain import Explanations, explain_line
 from heatsched.placement_service.view import ClusterView
-from heatsched.placement_service.watch import Watch
+from heatsched.watch import Watch
 
 log = logging.getLogger("heatsched.placement")
 HEATSITES = ("heatsched.io", "v1alpha1", "heatsites")
@@ -108,9 +108,8 @@ class PlacementService:
         self.view.set_pod(key, node, cpu, charge=pods.synced)
         if node is not None and not known and pods.synced and scheduler == HEAT_AWARE:
             record = self.explanations.bound(key, f"{namespace}/{name}", node, self.view.snapshot)
-            if record is not None:
-                self.placements.labels(record.get("site") or "", record.get("state") or "").inc()
-            if record is not None and (self.cfg.annotate_placements or self.cfg.placement_events):
+            self.placements.labels(record.get("site") or "", record.get("state") or "").inc()
+            if self.cfg.annotate_placements or self.cfg.placement_events:
                 try:
                     self._annotate.put_nowait((namespace, name, record))
                 except asyncio.QueueFull:

@@ -1,10 +1,11 @@
-"""List+watch of one resource, kept in memory by the placement service: resume from resourceVersion, re-list on
-410 Gone, bookmarks on, a timeout on every request.
+"""List+watch of one resource: resume from resourceVersion, re-list on 410 Gone, bookmarks on, a timeout on every
+request. The placement service keeps its whole view this way, and the controller its pods.
 
 Why threads and raw JSON: the kubernetes client is blocking; one thread per resource reads its stream, decodes
-each line with orjson and reduces the object to the few fields the view needs (`extract`), so the event loop only
-applies small tuples (`loop.call_soon_threadsafe`) and an extender call never waits behind a decode. Why not
-kopf: the placement service writes nothing and needs no handler machinery.
+each line with orjson and reduces the object to the few fields the reader needs (`extract`), so the event loop
+only applies small values (`loop.call_soon_threadsafe`) and an extender call never waits behind a decode. Why not
+kopf for these: kopf deep-copies every body to diff it and keeps per-object state, which pods (the most numerous,
+most often changed objects) do not need: they are only read.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import orjson
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-log = logging.getLogger("heatsched.placement.watch")
+log = logging.getLogger("heatsched.watch")
 
 Extract = Callable[[dict[str, Any]], tuple[str, Any]]  # object -> (key, what the view keeps)
 Apply = Callable[[str, Any | None], None]  # (key, kept) ; None: deleted
