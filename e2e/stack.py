@@ -7,7 +7,6 @@ admission webhook the apiserver calls.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -129,28 +128,13 @@ class Stack:
             args += ["--webhook-host=0.0.0.0", f"--webhook-public-host={self.webhook_host}"]
         self.placement = self.heatsched.placement(self.extender_port(), webhook_port=self.webhook_port,
                                                   cert_dir=self.workdir / "webhook-tls", args=args)
-        wait_for(lambda: self._webhook_ready(), 60, what="placement webhook configured")
+        self.heatsched.wait_webhook(self.placement, self.api, self.webhook_port)
         self.heatsched.wait_ready(self.placement)
 
     def stop_placement(self, *, kill: bool = False) -> None:
         if self.placement is not None:
             self.placement.stop(grace=0 if kill else 10.0)
             self.placement = None
-
-    def _webhook_ready(self) -> bool:
-        self.placement.check()
-        adm = client.AdmissionregistrationV1Api(self.api)
-        try:
-            cfg = adm.read_validating_webhook_configuration("heatsched.io")
-        except client.ApiException:
-            return False
-        if str(self.webhook_port) not in (cfg.webhooks[0].client_config.url or ""):
-            return False
-        try:  # the configuration may still be there from a previous run: is the server listening?
-            socket.create_connection(("127.0.0.1", self.webhook_port), timeout=1).close()
-            return True
-        except OSError:
-            return False
 
     def apply_policies(self) -> None:
         """The residency admission policies, as an admin without Helm applies them; wait until they act."""

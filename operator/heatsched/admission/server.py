@@ -35,7 +35,6 @@ from heatsched.admission.review import (
 from heatsched.metrics import AdmissionMetrics
 from heatsched.placement.admission import binding_refusal, node_object, pod_refusal
 from heatsched.placement.audit import volume_type
-from heatsched.placement.residency import RESIDENCY_ANNOTATION
 
 log = logging.getLogger("heatsched.admission")
 JSON = "application/json"
@@ -115,8 +114,6 @@ async def check_binding(req: AdmissionRequest, lookups: Lookups) -> str | None:
         raise LookupError_(f"pod {namespace}/{name} does not exist")
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     ns_annotations = await lookups.namespace_annotations(namespace)
-    if RESIDENCY_ANNOTATION not in annotations and RESIDENCY_ANNOTATION not in ns_annotations:
-        return None
     return binding_refusal(annotations, ns_annotations, f"{namespace}/{name}", node, await lookups.node_country(node))
 
 

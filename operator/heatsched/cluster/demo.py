@@ -130,7 +130,7 @@ class Demo:
         self.services.append(placement)
         processes.wait_leading(controller)
         processes.wait_ready(placement)
-        self._wait_webhook(client.AdmissionregistrationV1Api(self.api), webhook_port)
+        processes.wait_webhook(placement, self.api, webhook_port)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             for svc in self.services:
@@ -159,25 +159,6 @@ class Demo:
             except OSError:
                 time.sleep(0.2)
         raise TimeoutError(f"{what} not ready at {url}")
-
-    def _wait_webhook(self, adm: Any, port: int, timeout: float = 60) -> None:
-        """Until the placement service has pointed the ValidatingWebhookConfiguration heatsched.io at `port`."""
-        from kubernetes.client.exceptions import ApiException
-
-        from heatsched.admission.configuration import CONFIG_NAME
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for svc in self.services:
-                svc.check()
-            try:
-                cfg = adm.read_validating_webhook_configuration(CONFIG_NAME)
-            except ApiException:
-                cfg = None
-            if cfg is not None and any(f":{port}" in (w.client_config.url or "") for w in cfg.webhooks or ()):
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"residency webhook configuration not pointing at port {port} after {timeout:.0f} s")
 
     def _status(self, site: str) -> dict[str, Any]:
         status: dict[str, Any] = (

@@ -8,11 +8,13 @@ controller holds its Lease; the placement service's watches are synced: GET /rea
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from heatsched.cluster.procs import Service
 
@@ -79,6 +81,30 @@ class Heatsched:
     def wait_leading(self, controller: Service, timeout: float = 60.0) -> None:
         port = controller.port or 0
         _wait(lambda: self.leading(port), timeout, "controller holds the lease", controller)
+
+    def wait_webhook(self, placement: Service, api: Any, webhook_port: int, timeout: float = 60.0) -> None:
+        """Until the ValidatingWebhookConfiguration heatsched.io points at `webhook_port` and something listens
+        there (a configuration left by an earlier run may point at a closed port)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        from heatsched.admission.configuration import CONFIG_NAME
+
+        adm = client.AdmissionregistrationV1Api(api)
+
+        def configured() -> bool:
+            try:
+                cfg = adm.read_validating_webhook_configuration(CONFIG_NAME, _request_timeout=5)
+            except ApiException:
+                return False
+            if not any(f":{webhook_port}" in (w.client_config.url or "") for w in cfg.webhooks or ()):
+                return False
+            try:
+                socket.create_connection(("127.0.0.1", webhook_port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        _wait(configured, timeout, f"webhook configuration pointing at port {webhook_port}", placement)
 
     def wait_ready(self, placement: Service, timeout: float = 60.0) -> None:
         port = placement.port or 0

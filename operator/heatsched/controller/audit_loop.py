@@ -38,7 +38,7 @@ def audit_counts(store: Any, claims: list[dict[str, Any]], volumes: list[dict[st
     needed = {p["spec"]["nodeName"] for p in pods}
     nodes = [{"metadata": {"name": n, "labels": {k: v for k, v in store.node_labels.get(n, {}).items()
                                                   if k == COUNTRY_LABEL}}} for n in needed if n in store.node_labels]
-    namespaces = [{"metadata": {"name": n, "annotations": a}} for n, (a, _) in store.namespaces.items()]
+    namespaces = [{"metadata": {"name": n, "annotations": a}} for n, a in store.namespaces.items()]
     report = audit(pods, namespaces=namespaces, nodes=nodes, claims=claims, volumes=volumes, storage_classes=classes)
     return dict(Counter(f.code for p in report.pods for f in p.findings))
 

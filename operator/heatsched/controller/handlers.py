@@ -291,7 +291,7 @@ class Operator:
         nominated = status.get("nominatedNodeName") if not gone and not spec.get("nodeName") else None
         store.set_nominated(uid, nominated, cpu)
         # a pod first seen on a node that already lost its country (a restart, a failover) is drift too
-        return store.check_drift([resident.node]) if resident is not None else []
+        return store.check_drift(uids=[uid]) if resident is not None else []
 
     def watch_pods(self, loop: asyncio.AbstractEventLoop) -> Watch:
         """Start the pod list+watch feeding pod_changed; drift found is reported off the watch's callback."""
@@ -389,10 +389,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
 
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     async def namespace_event(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
-        """Namespace annotations and labels: residency ceilings (webhook, extender) and the heat-aware opt-in."""
+        """Namespace annotations: the residency ceilings the periodic audit applies."""
         store = op(memo).store
         if event["type"] == "DELETED":
             store.namespaces.pop(name, None)
             return
         meta = event["object"].get("metadata", {})
-        store.namespaces[name] = (dict(meta.get("annotations") or {}), dict(meta.get("labels") or {}))
+        store.namespaces[name] = dict(meta.get("annotations") or {})

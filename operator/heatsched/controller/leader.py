@@ -58,7 +58,6 @@ class Leader:
         self.namespace, self.name, self.identity = namespace, name, identity
         self.on_change = on_change or (lambda leading: None)
         self.leading = False
-        self.transitions = 0
 
     async def _try(self) -> bool:
         now = _now()
@@ -143,7 +142,6 @@ class Leader:
     def _set(self, leading: bool) -> None:
         if leading != self.leading:
             self.leading = leading
-            self.transitions += leading
             log.info("leader election: %s lease %s/%s as %s", "holding" if leading else "lost", self.namespace,
                      self.name, self.identity)
             self.on_change(leading)

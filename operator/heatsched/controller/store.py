@@ -87,7 +87,7 @@ class Store:
     live_demand: dict[str, float | None] = field(default_factory=dict)  # demand name -> live kW
     claims: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node -> sites selecting it
     snapshot: Snapshot = field(default_factory=Snapshot)
-    namespaces: dict[str, tuple[dict[str, str], dict[str, str]]] = field(default_factory=dict)  # name -> (annotations, labels)
+    namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> annotations (residency ceilings)
     node_alloc_cpu: dict[str, float] = field(default_factory=dict)  # node -> allocatable CPU cores
     nominated: dict[str, tuple[str, float]] = field(default_factory=dict)  # pending pod uid -> (node, cpu)
     resident: dict[str, tuple[ResidentPod, str | None]] = field(default_factory=dict)  # uid -> (pod, site at bind)
@@ -212,13 +212,18 @@ class Store:
         elif uid not in self.resident or self.resident[uid][0] != pod:
             self.resident[uid] = (pod, self.node_labels.get(pod.node, {}).get(SITE_LABEL))
 
-    def check_drift(self, nodes: Iterable[str] | None = None) -> list[Drift]:
-        """Resident pods (on `nodes`, or all) whose node's protected country label is missing or outside their
-        residency. It compares the label kube-scheduler enforced, not the operator's view, so a node not yet
-        relabelled at start-up is no drift. New findings are returned (and kept in `drift`); healed ones dropped."""
+    def check_drift(self, nodes: Iterable[str] | None = None, uids: Iterable[str] | None = None) -> list[Drift]:
+        """Resident pods (on `nodes`, or the pods `uids`, or all) whose node's protected country label is missing or
+        outside their residency. It compares the label kube-scheduler enforced, not the operator's view, so a node
+        not yet relabelled at start-up is no drift. New findings are returned (and kept in `drift`); healed ones
+        dropped. `uids` is what a pod event checks: its own pod, not every resident pod of the node."""
         wanted = None if nodes is None else set(nodes)
+        if uids is not None:
+            candidates = [(u, self.resident[u]) for u in uids if u in self.resident]
+        else:
+            candidates = list(self.resident.items())
         found = []
-        for uid, (pod, site) in self.resident.items():
+        for uid, (pod, site) in candidates:
             if wanted is not None and pod.node not in wanted:
                 continue
             country = self.node_labels.get(pod.node, {}).get(COUNTRY_LABEL)

@@ -35,6 +35,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from heatsched.admission.policies import HEAT_AWARE
+from heatsched.explain import PLACEMENT_ANNOTATION
 from heatsched.extender.server import make_app
 from heatsched.extender.wire import pod_cpu
 from heatsched.kube import api_client, call, post_event
@@ -47,8 +49,6 @@ from heatsched.watch import Watch
 
 log = logging.getLogger("heatsched.placement")
 HEATSITES = ("heatsched.io", "v1alpha1", "heatsites")
-PLACEMENT_ANNOTATION = "heatsched.io/placement"
-HEAT_AWARE = "heat-aware"
 TERMINATED = ("Succeeded", "Failed")
 
 
@@ -83,7 +83,7 @@ class PlacementService:
         self.placements = Counter("heatsched_placements_total", "Heat-aware pods this replica scored and then saw "
                                   "bound, by site ('' outside every site) and the site's state then",
                                   ["site", "state"], registry=self.registry)
-        self._annotate: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(maxsize=10_000)
+        self._writes: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(maxsize=10_000)
 
     # ---- watch events ----------------------------------------------------------------------------------
     def _site(self, key: str, obj: dict[str, Any] | None) -> None:
@@ -111,7 +111,7 @@ class PlacementService:
             self.placements.labels(record.get("site") or "", record.get("state") or "").inc()
             if self.cfg.annotate_placements or self.cfg.placement_events:
                 try:
-                    self._annotate.put_nowait((namespace, name, record))
+                    self._writes.put_nowait((namespace, name, record))
                 except asyncio.QueueFull:
                     log.warning("placement annotation queue full: %s/%s not annotated", namespace, name)
 
@@ -156,7 +156,7 @@ class PlacementService:
         """Writes what --annotate-placements and --placement-events ask for, one pod at a time, off the request
         path (a queue of at most 10 000; when it is full a record is only served at /explain)."""
         while True:
-            namespace, name, record = await self._annotate.get()
+            namespace, name, record = await self._writes.get()
             if self.cfg.placement_events:
                 pod = client.V1ObjectReference(api_version="v1", kind="Pod", name=name, namespace=namespace)
                 await post_event(self.core, namespace, pod, "HeatAwarePlacement", explain_line(record),

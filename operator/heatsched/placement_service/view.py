@@ -45,7 +45,6 @@ class ClusterView:
 
     clock: Callable[[], float]
     sites: dict[str, _Site] = field(default_factory=dict)
-    node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> annotations
     pods: dict[str, tuple[str, float]] = field(default_factory=dict)  # uid -> (node, cpu) of bound pods
     snapshot: Snapshot = field(default_factory=Snapshot)
@@ -89,11 +88,9 @@ class ClusterView:
 
     # ---- nodes, namespaces, pods --------------------------------------------------------------------
     def set_node(self, name: str, labels: Mapping[str, str]) -> None:
-        self.node_labels[name] = dict(labels)
         self.snapshot.nodes[name] = NodeView(name, labels.get(SITE_LABEL), labels.get(COUNTRY_LABEL))
 
     def delete_node(self, name: str) -> None:
-        self.node_labels.pop(name, None)
         self.snapshot.nodes.pop(name, None)
 
     def set_namespace(self, name: str, annotations: Mapping[str, str] | None) -> None:
