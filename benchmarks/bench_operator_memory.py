@@ -13,12 +13,13 @@ Reported per process, and for the two together: RSS with the nodes only (before 
 arrive (max sample, and the kernel's VmHWM per process), the steady RSS --steady seconds later; and the time
 until the controller has seen every pod (each site's status.itLoadKW equals the load the pods imply:
 pods × CPU × wattsPerCPU + nodes × idleWattsPerNode). The goal holds for each process (each runs in its own
-pod with its own memory limit). Meanwhile a probe POSTs /scheduler/filter (a FR-resident pod over every node name,
-as the heat-aware profile sends it) to the placement service every 20 ms on one kept-alive connection, and the
-p50/p99 of those round trips while the pods stream in are reported.
+pod with its own memory limit). Meanwhile a probe, a process of its own, POSTs /scheduler/filter (a FR-resident
+pod over every node name, as the heat-aware profile sends it) to the placement service every 20 ms on one
+kept-alive connection, and the p50/p99 of those round trips while the pods stream in are reported.
 
     .venv/bin/python benchmarks/bench_operator_memory.py
     .venv/bin/python benchmarks/bench_operator_memory.py --nodes 200 --pods 2000 --steady 20   # quick check
+    .venv/bin/python benchmarks/bench_operator_memory.py --others-nice 10   # the placement service gets its CPU
     .venv/bin/python benchmarks/bench_operator_memory.py --tracemalloc 25 --json out.json    # where it goes
 
 --tracemalloc N runs both processes under tracemalloc (N frames; slower, and tracing itself costs memory,
@@ -30,8 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -60,37 +64,76 @@ POD_CPU = 0.1  # cores per pod ("100m")
 TOTAL = "total"  # the processes' RSS summed, sample by sample
 
 
-class ExtenderProbe(threading.Thread):
+class ExtenderProbe:
     """Times POST /scheduler/filter of a FR-resident pod over every node name (nodeCacheCapable, as the heat-aware
-    profile sends it) every `interval` seconds, on one kept-alive connection, like kube-scheduler's client."""
+    profile sends it) every `interval` seconds, on one kept-alive connection, like kube-scheduler's client.
+
+    It runs in a process of its own (`probe_main`): a thread of this benchmark would wait for this process's GIL
+    while it creates the pods, and count that wait as extender latency (kube-scheduler's client is Go)."""
 
     def __init__(self, port: int, nodes: list[str], interval: float = 0.02) -> None:
-        super().__init__(daemon=True)
         self.port, self.interval = port, interval
         self.body = json.dumps({"Pod": {"metadata": {"name": "probe", "namespace": "default", "uid": "probe",
                                                      "annotations": {"heatsched.io/residency": "FR"}},
                                         "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}},
                                 "NodeNames": nodes}).encode()
-        self.samples: list[tuple[float, float]] = []  # (monotonic time, ms)
-        self.stop_event = threading.Event()
+        self.samples: list[tuple[float, float]] = []  # (monotonic time, ms); CLOCK_MONOTONIC is system-wide
+        self._dir = Path(tempfile.mkdtemp(prefix="heatsched-probe-"))
+        self._proc: subprocess.Popen[bytes] | None = None
 
-    def run(self) -> None:
-        import http.client
+    def start(self) -> None:
+        (self._dir / "body.json").write_bytes(self.body)
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); import bench_operator_memory as b; "
+                "b.probe_main(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), sys.argv[5])")
+        self._proc = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).resolve().parent),
+                                       str(self.port), str(self._dir / "body.json"), str(self.interval),
+                                       str(self._dir / "samples.json")])
 
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        while not self.stop_event.is_set():
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", "/scheduler/filter", self.body, {"Content-Type": "application/json"})
-                conn.getresponse().read()
-                self.samples.append((time.monotonic(), (time.perf_counter() - t0) * 1000))
-            except OSError:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            self.stop_event.wait(self.interval)
+    def stop(self) -> None:
+        """Stop the probe process and collect its samples (idempotent)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            out = self._dir / "samples.json"
+            if out.exists():
+                self.samples = [(t, ms) for t, ms in json.loads(out.read_text())]
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def between(self, t0: float, t1: float) -> list[float]:
         return [ms for t, ms in self.samples if t0 <= t <= t1]
+
+
+def renice(pids: dict[str, int], nice: int) -> None:
+    """Set the nice value of every thread of each process (Linux's nice is per thread)."""
+    for pid in pids.values():
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def probe_main(port: int, body_path: str, interval: float, out_path: str) -> None:
+    """The probe process: POST the body until SIGTERM, then write the samples to out_path."""
+    import http.client
+
+    body = Path(body_path).read_bytes()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    samples: list[tuple[float, float]] = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        try:
+            conn.request("POST", "/scheduler/filter", body, {"Content-Type": "application/json"})
+            conn.getresponse().read()
+            samples.append((time.monotonic(), (time.perf_counter() - t0) * 1000))
+        except OSError:
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        stop.wait(interval)
+    Path(out_path).write_text(json.dumps(samples))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -157,6 +200,10 @@ async def create_bound_pods(stack: BenchStack, n_pods: int, concurrency: int) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = arg_parser(__doc__)
+    parser.add_argument("--others-nice", type=int, default=0, metavar="N",
+                        help="renice every other process of the stack (apiserver, etcd, kwok, the controller, this "
+                        "benchmark's pod generator; not the placement service nor the probe) to N while the pods "
+                        "stream in: models a placement replica with CPU of its own, as on a cluster")
     parser.add_argument("--pods", type=int, default=10000, help="pods, created bound round-robin over the nodes")
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds of sampling before the pods")
     parser.add_argument("--steady", type=float, default=60.0, help="seconds after every pod is seen")
@@ -186,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"RSS with {args.nodes} nodes, no pods: {_mib(before)}", flush=True)
 
             probe.start()
+            if args.others_nice:
+                renice({n: pid for n, pid in st.services().items() if n != "placement"}, args.others_nice)
+                renice({"benchmark": os.getpid()}, args.others_nice)
             t_pods = time.monotonic()
             cpu0 = {n: cpu_seconds(pid) for n, pid in pids.items()}
             create_s, per_node = asyncio.run(create_bound_pods(st, args.pods, args.concurrency))
@@ -195,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                      what="controller counted every pod")
             t_seen = time.monotonic()
             seen_s = t_seen - t_pods
-            probe.stop_event.set()
-            probe.join()
+            probe.stop()
             during = probe.between(t_pods, t_seen)
             latency = {"samples": len(during), "p50_ms": round(percentile(during, 0.5), 2),
                        "p99_ms": round(percentile(during, 0.99), 2), "max_ms": round(max(during, default=0.0), 2)}
@@ -211,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 result["tracemalloc_top"] = {n: instrument_dump(pid, instrument_report_path(trace_dir, n))
                                              for n, pid in pids.items()}
         finally:
+            probe.stop()
             sampler.stop_event.set()
             sampler.join()
         peak = {n: max(sampler.between(t_pods, t_end, n)) for n in names}
@@ -220,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             "rss_before_mib": _round(before), "rss_peak_mib": _round(peak), "vm_hwm_mib": hwm,
             "rss_steady_mib": _round(steady), "steady_after_s": args.steady, "pods_create_s": round(create_s, 1),
             "seen_after_s": round(seen_s, 1), "ingest_cpu_s": ingest_cpu,
-            "tracemalloc": bool(args.tracemalloc), "setup_s": st.setup_s, "extender_filter_latency": latency,
+            "tracemalloc": bool(args.tracemalloc), "others_nice": args.others_nice, "setup_s": st.setup_s,
+            "extender_filter_latency": latency,
             "samples": [(round(t - t_base, 1), _round(m)) for t, m in sampler.samples if t >= t_base],
         })
 

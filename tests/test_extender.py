@@ -309,7 +309,7 @@ async def test_on_scored_hook_receives_the_reasons(client, scored) -> None:
     await post(client, PRIORITIZE, cache_args(names=["mtl-1"]))
     [(uid, ref, scores)] = scored
     assert uid == POD["metadata"]["uid"] and ref == "studio/render-7d9f8-abcde"
-    assert scores[0].node == "mtl-1" and "montlucon-residence" in scores[0].reason
+    assert scores.best == "mtl-1" and "montlucon-residence" in scores.sites["montlucon-residence"][1]
 
 
 async def test_failing_on_scored_hook_does_not_change_the_answer() -> None:

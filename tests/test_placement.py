@@ -12,6 +12,7 @@ from heatsched.placement.core import (
     ScoreParams,
     filter_nodes,
     ranked,
+    score_by_site,
     score_nodes,
 )
 from heatsched.placement.model import NodeView, PodRequest, SiteView, Snapshot, Tank, ThermalState
@@ -347,3 +348,23 @@ def test_scores_without_explanations_are_the_same_scores() -> None:
     quick = score_nodes(pod("FR"), list(snap.nodes), snap, explain=False)
     assert [s.score for s in quick] == [s.score for s in full]
     assert all(s.reason for s in full) and quick[0].reason == ""
+
+
+
+def test_scores_grouped_by_site_agree_with_per_node_scores_and_name_the_best_node() -> None:
+    snap = snapshot(site("cold", t=56.0, state=ThermalState.COLD), site("hot", t=83.0),
+                    extra_nodes=[NodeView("lonely", site=None, country="FR"),
+                                 NodeView("ghost", site="gone", country="FR"),
+                                 NodeView("torn", site="cold", country="FR", conflict="claimed by cold and hot")])
+    names = ["hot-0", "lonely", "cold-1", "ghost", "torn", "unknown", "cold-0"]
+    grouped = score_by_site(pod(), names, snap)
+    per_node = score_nodes(pod(), names, snap)
+    assert grouped.scores == [s.score for s in per_node]
+    assert set(grouped.sites) == {"cold", "hot"}  # one entry per scored site, not per node
+    assert grouped.best == "cold-1"  # the first of the best site's nodes in input order
+    for name, s in zip(names, per_node, strict=True):
+        assert grouped.reason_of(snap.nodes.get(name)) == (s.score, s.reason)
+    assert [s.reason for s in per_node[1:6:1] if s.score == NEUTRAL] == [
+        "not on a heat site: neutral", "site gone not in snapshot: neutral",
+        "node in conflict (claimed by cold and hot): neutral", "node unknown to heatsched: neutral"]
+    assert score_by_site(pod(), [], snap).best is None

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import yaml
 from heatsched.controller.leader import free
-from heatsched.placement.core import NodeScore
+from heatsched.placement.core import SiteScores
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, ThermalState
 from heatsched.placement_service.explain import Explanations
 from heatsched.placement_service.view import ClusterView
@@ -91,7 +91,7 @@ def test_a_placement_record_is_made_when_a_scored_pod_binds():
     v.set_site(site({"temperatureCelsius": 56.0, "readingTime": NOW.isoformat()}))
     v.set_node("n1", {SITE_LABEL: "s1", COUNTRY_LABEL: "FR"})
     ex = Explanations(limit=2)
-    ex.remember_scores("u1", "t/p", [NodeScore("n1", "s1", 0.9, "heating"), NodeScore("n2", None, 0.5, "x")])
+    ex.remember_scores("u1", "t/p", SiteScores([0.9, 0.5], {"s1": (0.9, "heating")}, "n1"))
     record = ex.bound("u1", "t/p", "n1", v.snapshot)
     assert record == {"node": "n1", "site": "s1", "country": "FR", "state": "Heating", "tankCelsius": 56.0,
                       "score": 0.9, "why": "heating", "candidates": 2, "best": "n1"}
@@ -99,7 +99,7 @@ def test_a_placement_record_is_made_when_a_scored_pod_binds():
     assert ex.bound("u9", "t/q", "n1", v.snapshot) == {  # not scored here: where it landed, no score
         "node": "n1", "site": "s1", "country": "FR", "state": "Heating", "tankCelsius": 56.0}
     for i in range(5):
-        ex.remember_scores(f"x{i}", "t/x", [])
+        ex.remember_scores(f"x{i}", "t/x", SiteScores([], {}, None))
     assert len(ex.scored) == 2  # bounded
 
 
@@ -123,3 +123,35 @@ def test_a_placement_event_says_where_the_pod_landed_and_why():
                          "heatWaitBound": "taken although heat-blocked"})
     assert line == ("node n1 in site s1 (FR), tank 56.0 °C, Heating; score 0.90 of 2 candidates: heating; "
                     "heat wait bound used: taken although heat-blocked")
+
+
+def test_a_pod_is_charged_and_recorded_once_when_first_seen_bound(monkeypatch):
+    from heatsched.placement_service import main as placement_main
+    from kubernetes import client
+
+    parsed = []
+    real_pod_cpu = placement_main.pod_cpu
+    monkeypatch.setattr(placement_main, "pod_cpu", lambda spec: parsed.append(spec) or real_pod_cpu(spec))
+    service = placement_main.PlacementService(placement_main.PlacementConfig(), client.ApiClient(),
+                                              clock=lambda: NOW.timestamp())
+    service.view.set_site(site({"temperatureCelsius": 56.0, "readingTime": NOW.isoformat()}))
+    service.view.set_node("n1", {SITE_LABEL: "s1", COUNTRY_LABEL: "FR"})
+    pods = SimpleNamespace(synced=True)
+    spec = {"schedulerName": "heat-aware", "containers": [{"resources": {"requests": {"cpu": "2"}}}]}
+
+    def event(phase: str, node: str | None = "n1"):
+        obj = {"metadata": {"uid": "u1", "namespace": "t", "name": "p"}, "spec": dict(spec, nodeName=node),
+               "status": {"phase": phase}}
+        service._pod(pods, *service._pod_extract(obj))
+
+    event("Pending", node=None)
+    assert service.view.snapshot.pending_kw["s1"] == 0.0 and not parsed
+    event("Pending")  # bound
+    event("Running")  # kwok's status update
+    event("Running")
+    charged = service.view.snapshot.pending_kw["s1"]
+    assert charged == 2 * 12.0 / 1000  # 2 cores at the example's 12 W per core, charged once
+    assert len(parsed) == 1  # the CPU request is parsed once per pod, not per event
+    assert service.explanations.placed["t/p"]["node"] == "n1"
+    event("Succeeded")  # finished: no longer bound here
+    assert "u1" not in service.view.pods

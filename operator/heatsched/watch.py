@@ -3,7 +3,9 @@ request. The placement service keeps its whole view this way, and the controller
 
 Why threads and raw JSON: the kubernetes client is blocking; one thread per resource reads its stream, decodes
 each line with orjson and reduces the object to the few fields the reader needs (`extract`), so the event loop
-only applies small values (`loop.call_soon_threadsafe`) and an extender call never waits behind a decode. Why not
+only applies small values and an extender call never waits behind a decode. The thread queues what it read
+(events, lists, bookmarks, in order) and wakes the loop once per batch, not once per event; the loop applies at
+most MAX_BATCH items per turn, so a burst of pod events delays a request by one batch at most. Why not
 kopf for these: kopf deep-copies every body to diff it and keeps per-object state, which pods (the most numerous,
 most often changed objects) do not need: they are only read.
 """
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +31,8 @@ Apply = Callable[[str, Any | None], None]  # (key, kept) ; None: deleted
 LIST_TIMEOUT_S = 60.0
 WATCH_TIMEOUT_S = 300  # server-side; the client waits 30 s more
 CONNECT_TIMEOUT_S = 10.0
+MAX_BATCH = 64  # queued items the loop applies per turn before it serves I/O again
+_EVENT, _LIST, _BOOKMARK = 0, 1, 2
 
 
 class Watch:
@@ -42,6 +47,9 @@ class Watch:
         self.last_event = 0.0  # monotonic time of the last list, event or bookmark (cache staleness)
         self.relists = 0
         self._keys: set[str] = set()
+        self._queue: deque[tuple[int, Any, Any]] = deque()  # filled by the thread, drained on the loop
+        self._lock = threading.Lock()
+        self._wake_pending = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch-{what}", daemon=True)
 
@@ -62,24 +70,49 @@ class Watch:
         kept = dict(self.extract(item) for item in body.get("items") or ())
         gone = self._keys - kept.keys()
         self._keys = set(kept)
-        self.loop.call_soon_threadsafe(self._deliver_list, kept, gone)
+        self._post(_LIST, kept, gone)
         self.relists += 1
         return str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _post(self, kind: int, a: Any, b: Any) -> None:
+        """Watch thread: queue an item; wake the loop only if no drain is already pending."""
+        with self._lock:
+            self._queue.append((kind, a, b))
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        """Loop: apply up to MAX_BATCH queued items in order, then yield to I/O if more are left."""
+        with self._lock:
+            n = min(len(self._queue), MAX_BATCH)
+            batch = [self._queue.popleft() for _ in range(n)]
+            more = bool(self._queue)
+            if not more:
+                self._wake_pending = False
+        for kind, a, b in batch:
+            try:
+                if kind == _EVENT:
+                    self.apply(a, b)
+                elif kind == _LIST:
+                    self._deliver_list(a, b)
+            except Exception:  # one bad object must not stop the view: log it and go on with the next
+                log.exception("watch %s: applying an event failed", self.what)
+        if batch:
+            self.last_event = time.monotonic()
+        if more:
+            self.loop.call_soon(self._drain)
 
     def _deliver_list(self, kept: dict[str, Any], gone: set[str]) -> None:
         for key in gone:
             self.apply(key, None)
         for key, value in kept.items():
             self.apply(key, value)
-        self.last_event = time.monotonic()
         if not self.synced:
             self.synced = True
             if self.on_synced is not None:
                 self.on_synced()
-
-    def _deliver(self, key: str, value: Any | None) -> None:
-        self.last_event = time.monotonic()
-        self.apply(key, value)
 
     def _run(self) -> None:
         version = ""
@@ -116,15 +149,15 @@ class Watch:
                     raise RuntimeError(f"watch error: {obj.get('message')}")
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind == "BOOKMARK":
-                    self.loop.call_soon_threadsafe(setattr, self, "last_event", time.monotonic())
+                    self._post(_BOOKMARK, None, None)
                     continue
                 key, value = self.extract(obj)
                 if kind == "DELETED":
                     self._keys.discard(key)
-                    self.loop.call_soon_threadsafe(self._deliver, key, None)
+                    self._post(_EVENT, key, None)
                 else:
                     self._keys.add(key)
-                    self.loop.call_soon_threadsafe(self._deliver, key, value)
+                    self._post(_EVENT, key, value)
         finally:
             resp.release_conn()
         return version

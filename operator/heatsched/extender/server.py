@@ -16,7 +16,7 @@ Bad input and failures, chosen so residency never fails open:
   parse message (the pod is unschedulable until fixed; the message shows in its events).
 * an unexpected exception in filter → 200 with Error set. kube-scheduler then fails this scheduling
   attempt and retries the pod later, unless the extender is configured `ignorable: true` (heatsched's
-  profile is), in which case it skips the extender. Residency still holds then: the admission webhook's
+  profile is), in which case it skips the extender. Residency still holds then: the admission policy's
   required node affinity is enforced by kube-scheduler itself; this filter is the second lock.
 * an unexpected exception in prioritize → 200 with every node at 0 (equal scores change no ranking);
   kube-scheduler ignores prioritize errors anyway.
@@ -46,10 +46,10 @@ from heatsched.placement.core import (
     DEFAULT_PARAMS,
     MAX_HEAT_WAIT_S,
     FilterResult,
-    NodeScore,
     ScoreParams,
+    SiteScores,
     filter_nodes,
-    score_nodes,
+    score_by_site,
 )
 from heatsched.placement.model import COUNTRY_LABEL, PodRequest, Snapshot
 from heatsched.placement.residency import ResidencyError, effective_residency
@@ -57,7 +57,7 @@ from heatsched.placement.residency import ResidencyError, effective_residency
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-OnScored = Callable[[str, str, list[NodeScore]], None]  # (pod uid, "namespace/name", scores)
+OnScored = Callable[[str, str, SiteScores], None]  # (pod uid, "namespace/name", scores)
 OnFiltered = Callable[[str, FilterResult], None]  # (pod uid, result): keeps "heat wait bound used" for explain
 JSON = "application/json"
 
@@ -237,19 +237,19 @@ class _Handlers:
             pod = _pod_request(args, self._namespace_annotations)
         except ResidencyError:
             return [0] * len(names)  # filter already made every node unresolvable
-        scores = score_nodes(pod, names, self._snapshot(), params=self._params)
+        scored = score_by_site(pod, names, self._snapshot(), params=self._params)
         if self._on_scored is not None:
             meta = args.pod.metadata
             try:
-                self._on_scored(meta.uid, f"{meta.namespace}/{meta.name}", scores)
+                self._on_scored(meta.uid, f"{meta.namespace}/{meta.name}", scored)
             except Exception:  # a bookkeeping hook must not change the answer
                 log.exception("on_scored hook failed")
         scale: dict[float, int] = {}  # few distinct scores (about one per site): scale each once
         priorities = []
-        for s in scores:
-            priority = scale.get(s.score)
+        for score in scored.scores:
+            priority = scale.get(score)
             if priority is None:
-                priority = scale[s.score] = to_extender_priority(s.score)
+                priority = scale[score] = to_extender_priority(score)
             priorities.append(priority)
         return priorities
 

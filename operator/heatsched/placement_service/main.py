@@ -23,6 +23,7 @@ import json
 import logging
 import signal
 import ssl
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -50,6 +51,14 @@ from heatsched.watch import Watch
 log = logging.getLogger("heatsched.placement")
 HEATSITES = ("heatsched.io", "v1alpha1", "heatsites")
 TERMINATED = ("Succeeded", "Failed")
+# Only bound, unfinished pods: the view charges and explains a pod when it is first seen bound, so pending pods'
+# events (a third of a scheduling burst's) are not even sent. A pod that binds arrives as ADDED, one that
+# finishes as DELETED.
+BOUND_PODS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+# The GIL switch interval (CPython's default is 5 ms). The watch threads decode events while the event loop
+# answers kube-scheduler; whenever the loop gives the GIL up for a socket call, a busy watch thread may keep it
+# for a whole interval before the loop gets it back (the convoy effect): up to 5 ms on an extender call.
+SWITCH_INTERVAL_S = 0.0005
 
 
 class _CacheCollector(Collector):
@@ -98,15 +107,19 @@ class PlacementService:
         else:
             self.view.set_node(key, labels)
 
-    def _pod(self, pods: Watch, key: str, value: tuple[str, str, str | None, float, str] | None) -> None:
+    def _pod(self, pods: Watch, key: str, value: tuple[str, str, str | None, dict[str, Any], str] | None) -> None:
         if value is None:
             self.view.set_pod(key, None, 0.0)
             self.explanations.scored.pop(key, None)
             return
-        namespace, name, node, cpu, scheduler = value
-        known = key in self.view.pods
-        self.view.set_pod(key, node, cpu, charge=pods.synced)
-        if node is not None and not known and pods.synced and scheduler == HEAT_AWARE:
+        namespace, name, node, spec, scheduler = value
+        if node is None:
+            self.view.set_pod(key, None, 0.0)
+            return
+        if key in self.view.pods:  # already charged: later events (status, conditions) change nothing here
+            return
+        self.view.set_pod(key, node, pod_cpu(spec), charge=pods.synced)  # CPU parsed once per pod
+        if pods.synced and scheduler == HEAT_AWARE:
             record = self.explanations.bound(key, f"{namespace}/{name}", node, self.view.snapshot)
             self.placements.labels(record.get("site") or "", record.get("state") or "").inc()
             if self.cfg.annotate_placements or self.cfg.placement_events:
@@ -116,11 +129,11 @@ class PlacementService:
                     log.warning("placement annotation queue full: %s/%s not annotated", namespace, name)
 
     @staticmethod
-    def _pod_extract(obj: dict[str, Any]) -> tuple[str, tuple[str, str, str | None, float, str]]:
+    def _pod_extract(obj: dict[str, Any]) -> tuple[str, tuple[str, str, str | None, dict[str, Any], str]]:
         meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
         node = spec.get("nodeName") if status.get("phase") not in TERMINATED else None
-        return str(meta.get("uid") or ""), (meta.get("namespace") or "", meta.get("name") or "", node,
-                                            pod_cpu(spec) if node else 0.0, spec.get("schedulerName") or "")
+        return str(meta.get("uid") or ""), (meta.get("namespace") or "", meta.get("name") or "", node, spec,
+                                            spec.get("schedulerName") or "")
 
     def start_watches(self, loop: asyncio.AbstractEventLoop) -> None:
         def name(obj: dict[str, Any]) -> str:
@@ -137,7 +150,7 @@ class PlacementService:
         ]
         pods = Watch("pods", self.core.list_pod_for_all_namespaces, self._pod_extract,
                      lambda k, v: self._pod(pods, k, v), loop,
-                     field_selector="status.phase!=Succeeded,status.phase!=Failed")
+                     field_selector=BOUND_PODS)
         self.watches.append(pods)
         for w in self.watches:
             w.start()
@@ -201,6 +214,7 @@ class PlacementService:
         return app
 
     async def run(self) -> None:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         loop = asyncio.get_running_loop()
         self.start_watches(loop)
         runners = []
