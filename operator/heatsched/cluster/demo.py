@@ -207,11 +207,21 @@ class Demo:
                     waits[name] = time.monotonic() - created[name]
                     self.placed[("tenant-fr", name)] = pod.spec.node_name
             time.sleep(0.2)
+        for name in sorted(set(created) - set(waits)):
+            self.say(f"tenant burst: {name} still pending: {self.why_pending('tenant-fr', name)}")
         ordered = sorted(waits.values())
         p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)] if ordered else float("nan")
         self.say(f"tenant burst: {len(waits)}/{n} bound, slowest after {max(ordered, default=float('nan')):.1f} s "
                  f"(p95 {p95:.1f} s); fuel pods {fuel_before} -> {self.fuel_pods()}: tenants preempt fuel")
         self.burst_result = (len(waits), n, max(ordered, default=float("nan")), fuel_before)
+
+    def why_pending(self, namespace: str, name: str) -> str:
+        """kube-scheduler's last FailedScheduling message for a pod (with the extender's reasons), if any."""
+        events = self.core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name},reason=FailedScheduling", _request_timeout=30).items
+        latest = max(events, key=lambda e: (e.last_timestamp or e.event_time or e.metadata.creation_timestamp),
+                     default=None)
+        return latest.message if latest is not None else "no FailedScheduling event yet"
 
     def reap(self) -> None:
         now = time.monotonic()
@@ -312,7 +322,9 @@ class Demo:
               f"({co2_base - co2:+.1f} kg saved)")
         if self.burst_result is not None:
             got, n, slowest, fuel_pods = self.burst_result
-            print(f"         tenant burst: {got}/{n} bound within {slowest:.1f} s while {fuel_pods} fuel pods ran")
+            pending = f"; {n - got} still pending, kube-scheduler's reason above" if got < n else ""
+            print(f"         tenant burst: {got}/{n} bound within {slowest:.1f} s while {fuel_pods} fuel pods ran"
+                  f"{pending}")
 
     def down(self) -> None:
         for svc in reversed(self.services):
