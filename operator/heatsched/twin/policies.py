@@ -4,7 +4,7 @@ Why it exists: "heat-aware" only means something against alternatives. Every pol
 model and the same job, answers one question — which node, or wait — and must respect residency:
 
 - heat-aware: the real decision. Builds the Snapshot the operator would (thermal.site_view of each tank) and
-  calls heatsched.placement.core.filter_nodes / score_nodes, exactly as the scheduler extender does; the
+  calls heatsched.placement.core.filter_nodes / score_by_site, exactly as the scheduler extender does; the
   highest score wins (ties: the node with more free cores, then the name). Residency is left to the core,
   and so is the heat wait bound: a job that only hot sites fit is held at most `max_heat_wait_s` (counted
   from its arrival), then placed there. `heat-aware+fuel` is the same placement with heat fuel on idle cores
@@ -32,9 +32,8 @@ import numpy as np
 
 from heatsched.placement.core import (
     MAX_HEAT_WAIT_S,
-    NodeScore,
     filter_nodes,
-    score_nodes,
+    score_by_site,
 )
 from heatsched.placement.model import NodeView, Snapshot
 from heatsched.twin.sites import SiteConfig
@@ -203,13 +202,13 @@ class HeatAware(Policy):
             return None
         self.held_for_heat = False
         self.relaxed += bool(result.relaxed)
-        scores = score_nodes(job.pod, feasible, self.snap, explain=False)
+        scores = score_by_site(job.pod, feasible, self.snap, explain=False).scores
 
-        def rank(sc: NodeScore) -> tuple[float, int, str]:
-            s, n = cl.where[sc.node]
-            return sc.score, int(cl.free[s][n]), sc.node
+        def rank(i: int) -> tuple[float, int, str]:
+            s, n = cl.where[feasible[i]]
+            return scores[i], int(cl.free[s][n]), feasible[i]
 
-        return cl.where[max(scores, key=rank).node]
+        return cl.where[feasible[max(range(len(feasible)), key=rank)]]
 
     def placed(self, job: Job, site: int, env: Env) -> None:
         name = self.sites[site].name
