@@ -1,7 +1,7 @@
 # The heatsched image: one image, both processes. The Helm chart (charts/heatsched) runs `heatsched controller`
 # and `heatsched placement` from it. Build: docker build -t REGISTRY/heatsched:0.1.0 .
-# Dependencies are exactly uv.lock's (what CI tested), without the test extra; the dev harness (local control
-# plane, demo, twin) is part of the package's source but none of its test or build tools are installed.
+# Dependencies are exactly uv.lock's (what CI tested), without the extras: no test tools and no numpy, scipy or
+# matplotlib (extra `twin`). The wheel leaves the dev harness out (heatsched.cluster, the demo, heatsched.twin).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -8,6 +8,8 @@ the client sends prebuilt ExtenderArgs bodies over one keep-alive connection, on
     .venv/bin/python benchmarks/bench_extender.py                       # 100, 1000, 5000 nodes + full@1000
     .venv/bin/python benchmarks/bench_extender.py --nodes 1000 --requests 500 --json out.json
     .venv/bin/python benchmarks/bench_extender.py --profile 1000        # cProfile of the handler work, no HTTP
+    .venv/bin/python benchmarks/bench_extender.py --nodes 1000 --full-nodes --requests 1500 \
+        --decode-thread 600 --switch-interval 0.0005                    # GIL contention with a watch thread
 
 Not a pytest test: timings depend on the machine; the numbers are for reports.
 """
@@ -95,11 +97,32 @@ def request_body(snap: Snapshot, n: int, full: bool) -> bytes:
     return json.dumps({"Pod": pod_json(), "Nodes": None, "NodeNames": names}).encode()
 
 
-def serve(n_nodes: int, n_sites: int, port_pipe: Any) -> None:
-    """Child process: serve the extender until terminated."""
+def decode_load(events_per_s: int) -> None:
+    """A thread's work like a watch thread's: decode a Running pod's watch event `events_per_s` times a second, in
+    bursts of 1/100 s, sharing the server's GIL (--decode-thread)."""
+    import orjson
+
+    line = orjson.dumps({"type": "MODIFIED", "object": {**pod_json(), "status": {
+        "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}] * 5}}})
+    per_tick = max(1, events_per_s // 100)
+    while True:
+        for _ in range(per_tick):
+            orjson.loads(line)["object"]["metadata"].get("uid")
+        time.sleep(0.01)
+
+
+def serve(n_nodes: int, n_sites: int, port_pipe: Any, decode_per_s: int = 0, switch_interval_s: float = 0.0) -> None:
+    """Child process: serve the extender until terminated; with `decode_per_s`, a thread decodes pod events
+    meanwhile, and `switch_interval_s` sets the GIL switch interval (the GIL-convoy experiment)."""
+    import threading
+
     from aiohttp import web
     from heatsched.extender.server import make_app
 
+    if switch_interval_s:
+        sys.setswitchinterval(switch_interval_s)
+    if decode_per_s:
+        threading.Thread(target=decode_load, args=(decode_per_s,), daemon=True).start()
     snap = build_snapshot(n_nodes, n_sites)
 
     async def main() -> None:
@@ -174,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--profile", type=int, metavar="N", help="profile handler work at N nodes and exit")
+    parser.add_argument("--decode-thread", type=int, default=0, metavar="EVENTS_PER_S",
+                        help="a thread in the server decodes this many pod watch events per second (GIL contention)")
+    parser.add_argument("--switch-interval", type=float, default=0.0, metavar="S",
+                        help="the server's GIL switch interval (default: CPython's, 0.005)")
     args = parser.parse_args(argv)
     if args.profile:
         profile(args.profile, args.sites)
@@ -183,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     snap = build_snapshot(largest, args.sites)
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=serve, args=(largest, args.sites, send), daemon=True)
+    server = ctx.Process(target=serve, args=(largest, args.sites, send, args.decode_thread, args.switch_interval),
+                         daemon=True)
     server.start()
     try:
         if not recv.poll(60):

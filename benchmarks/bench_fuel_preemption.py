@@ -67,7 +67,6 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scheduling import (
     _insecure,
-    _q,
     _scheduler_request,
     cpu_snapshot,
     settle,
@@ -84,6 +83,7 @@ from common import (
     example_sites,
     machine_info,
     pod_body,
+    quantile,
     wait_for,
 )
 from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER
@@ -354,11 +354,12 @@ def summarise(raw: dict) -> dict:
         site = node.rsplit("-", 1)[0]
         per_site[site] = per_site.get(site, 0) + 1
     return {"pods": len(latencies),
-            "p50_ms": _q(latencies, 0.5) * 1e3, "p95_ms": _q(latencies, 0.95) * 1e3, "max_ms": latencies[-1] * 1e3,
+            "p50_ms": quantile(latencies, 0.5) * 1e3, "p95_ms": quantile(latencies, 0.95) * 1e3,
+            "max_ms": latencies[-1] * 1e3,
             "makespan_s": max(t for t, _ in raw["bound"]) - raw["t0"], "create_s": raw["t_created"] - raw["t0"],
             "nominated": len(to_nominated),
-            "to_nominated_p50_ms": _q(to_nominated, 0.5) * 1e3 if to_nominated else None,
-            "nominated_to_bound_p50_ms": _q(nominated_to_bound, 0.5) * 1e3 if nominated_to_bound else None,
+            "to_nominated_p50_ms": quantile(to_nominated, 0.5) * 1e3 if to_nominated else None,
+            "nominated_to_bound_p50_ms": quantile(nominated_to_bound, 0.5) * 1e3 if nominated_to_bound else None,
             "pods_per_site": dict(sorted(per_site.items())), **raw["fuel"], "fuel_after": raw["fuel_after"],
             "scheduler": {k: v for k, v in raw["scheduler"].items() if not k.startswith("attempt_s_")},
             "attempt_ms": raw["attempt_ms"], "pod_requests": raw["pod_requests"],
@@ -482,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     rng = random.Random(args.seed)
     t_start = time.monotonic()
-    with bench_stack(len(sites) * args.nodes_per_site, extender=True, controller_args=args.controller_arg,
+    with bench_stack(len(sites) * args.nodes_per_site, controller_args=args.controller_arg,
                      placement_args=args.placement_arg,
                      keep_logs=Path(args.keep_logs) if args.keep_logs else None, node_cpu=str(args.cpu_per_node),
                      temperatures=temperatures, fuel=True) as st:

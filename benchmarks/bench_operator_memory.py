@@ -55,6 +55,7 @@ from common import (
     machine_info,
     pod_body,
     proc_status_kib,
+    quantile,
     wait_for,
 )
 
@@ -137,8 +138,7 @@ def probe_main(port: int, body_path: str, interval: float, out_path: str) -> Non
 
 
 def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+    return quantile(sorted(values), q) if values else float("nan")
 
 
 class RssSampler(threading.Thread):
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     trace_dir = Path(tempfile.mkdtemp(prefix="heatsched-tracemalloc-")) if args.tracemalloc else None
     python_argv = instrumented("tracemalloc", trace_dir, args.tracemalloc) if trace_dir else None
     result: dict = {}
-    with bench_stack(args.nodes, extender=True, heatsched_python=python_argv, controller_args=args.controller_arg,
+    with bench_stack(args.nodes, heatsched_python=python_argv, controller_args=args.controller_arg,
                      placement_args=args.placement_arg,
                      keep_logs=Path(args.keep_logs) if args.keep_logs else None) as st:
         pids = {svc.name: svc.pid for svc in st.heatsched()}

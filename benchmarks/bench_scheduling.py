@@ -60,6 +60,7 @@ from common import (
     machine_info,
     pod_body,
     proc_status_kib,
+    quantile,
 )
 from heatsched.cluster.controlplane import HEAT_AWARE_SCHEDULER
 
@@ -206,7 +207,8 @@ class RoundProbes:
         lat = sorted(self.latencies)
         if not lat:
             return {}
-        return {"healthz_p50_ms": round(_q(lat, 0.5) * 1e3, 2), "healthz_p99_ms": round(_q(lat, 0.99) * 1e3, 2),
+        return {"healthz_p50_ms": round(quantile(lat, 0.5) * 1e3, 2),
+                "healthz_p99_ms": round(quantile(lat, 0.99) * 1e3, 2),
                 "healthz_max_ms": round(lat[-1] * 1e3, 2), "healthz_samples": len(lat)}
 
 
@@ -293,8 +295,8 @@ def summarise(raw: dict, node_site: dict[str, str]) -> dict:
         "pods_per_s": n / window,
         "steady_pods_per_s": (0.8 * n) / (hi - lo) if hi > lo else None,
         "create_per_s": n / (max(created) - raw["t_create"]),
-        "latency_p50_ms": _q(latencies, 0.5) * 1e3,
-        "latency_p99_ms": _q(latencies, 0.99) * 1e3,
+        "latency_p50_ms": quantile(latencies, 0.5) * 1e3,
+        "latency_p99_ms": quantile(latencies, 0.99) * 1e3,
         "pods_per_site": dict(sorted(per_site.items())),
         "cpu_s": raw["cpu_s"],
         "busy_cpu_s": raw["busy_cpu_s"],
@@ -304,10 +306,6 @@ def summarise(raw: dict, node_site: dict[str, str]) -> dict:
         "settled_s": round(raw["settled_s"], 1),
         "watch_reconnects": raw["watch_reconnects"],
     }
-
-
-def _q(sorted_values: list[float], q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 def measured_round(stack: BenchStack, profile: str, mode: str, n_pods: int, args: argparse.Namespace,
@@ -396,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[dict] = []
     t_start = time.monotonic()
-    with bench_stack(args.nodes, extender=True, heatsched_python=heatsched_python,
+    with bench_stack(args.nodes, heatsched_python=heatsched_python,
                      controller_args=args.controller_arg, placement_args=args.placement_arg,
                      keep_logs=Path(args.keep_logs) if args.keep_logs else None) as st:
         print(f"stack ready: {args.nodes} nodes, sites {st.sites}; set-up "

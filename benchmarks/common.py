@@ -173,6 +173,11 @@ def pod_body(name: str, *, scheduler: str = "default-scheduler", cpu: str = "10m
 
 
 # ---- processes -------------------------------------------------------------------------------------------
+def quantile(sorted_values: list[float], q: float) -> float:
+    """The q-quantile of an already sorted, non-empty list (nearest rank, no interpolation)."""
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
 def proc_status_kib(pid: int, key: str = "VmRSS") -> int | None:
     """A memory line of /proc/<pid>/status in KiB (VmRSS: resident now, VmHWM: resident peak)."""
     try:
@@ -316,7 +321,7 @@ class BenchStack:
     nodes: list[str]
     prometheus: PrometheusServer
     controller: Service | None = None  # `heatsched controller`: status, node labels, fuel
-    placement: Service | None = None  # `heatsched placement`: the extender (None when the stack has none)
+    placement: Service | None = None  # `heatsched placement`: the extender (None until started)
     setup_s: dict[str, float] = field(default_factory=dict)
     exporter: SettableExporter | None = None  # the tank temperatures Prometheus scrapes (set_temperature)
 
@@ -371,20 +376,20 @@ def spread_nodes(sites: list[str], n_nodes: int) -> dict[str, str]:
     return {f"{sites[i % len(sites)]}-{i // len(sites):04d}": sites[i % len(sites)] for i in range(n_nodes)}
 
 
-def start_controller(stack: BenchStack, *, env: dict[str, str] | None = None, python_argv: list[str] | None = None,
+def start_controller(stack: BenchStack, *, python_argv: list[str] | None = None,
                      extra_args: Iterable[str] = ()) -> Service:
     """`heatsched controller` as a real process (status, node labels, fuel; the Lease in `default`), started as the
     e2e stack and the demo start it (heatsched.cluster.heatsched)."""
-    processes = Heatsched(stack.cp.kubeconfig, stack.workdir, python=python_argv, env=env)
+    processes = Heatsched(stack.cp.kubeconfig, stack.workdir, python=python_argv)
     stack.controller = processes.controller(stack.prometheus.url, free_port(), heartbeat_s=5, args=extra_args)
     return stack.controller
 
 
-def start_placement(stack: BenchStack, *, env: dict[str, str] | None = None, python_argv: list[str] | None = None,
+def start_placement(stack: BenchStack, *, python_argv: list[str] | None = None,
                     extra_args: Iterable[str] = ()) -> Service:
     """`heatsched placement` as a real process: the extender on the port the heat-aware scheduler calls, no
     webhook (pods carry schedulerName themselves), no placement annotation unless `extra_args` asks for it."""
-    processes = Heatsched(stack.cp.kubeconfig, stack.workdir, python=python_argv, env=env)
+    processes = Heatsched(stack.cp.kubeconfig, stack.workdir, python=python_argv)
     stack.placement = processes.placement(stack.extender_port, args=extra_args)
     return stack.placement
 
@@ -406,19 +411,6 @@ def wait_controller_ready(stack: BenchStack, timeout: float = 300.0) -> None:
     wait_for(known, timeout, 1.0, what="every site has a known thermal state")
 
 
-def wait_placement_ready(stack: BenchStack, timeout: float = 300.0) -> None:
-    """The placement service's GET /readyz answers 200 (every watch has its initial list in)."""
-    def ready() -> bool:
-        stack.check_heatsched()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{stack.extender_port}/readyz", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:  # not listening yet, or 503 while syncing (HTTPError is an OSError)
-            return False
-
-    wait_for(ready, timeout, 0.5, what="placement service ready (/readyz 200)")
-
-
 async def create_nodes(kube: Kube, nodes: dict[str, str], concurrency: int = 32, cpu: str = "32") -> None:
     bodies = [json.dumps(kwok_node(name, pool=site, cpu=cpu, memory="256Gi", pods="110")).encode()
               for name, site in nodes.items()]
@@ -436,16 +428,14 @@ def wait_nodes_ready(stack: BenchStack, timeout: float = 300.0) -> None:
 
 
 @contextlib.contextmanager
-def bench_stack(n_nodes: int, *, extender: bool, heatsched_env: dict[str, str] | None = None,
-                heatsched_python: dict[str, list[str]] | None = None, controller_args: Iterable[str] = (),
+def bench_stack(n_nodes: int, *, heatsched_python: dict[str, list[str]] | None = None, controller_args: Iterable[str] = (),
                 placement_args: Iterable[str] = (), keep_logs: Path | None = None, node_cpu: str = "32",
                 temperatures: dict[str, float] | None = None, fuel: bool = False) -> Iterator[BenchStack]:
     """The whole stack up and ready (nodes labelled, sites known, the placement service's /readyz 200); torn
     down on exit whatever happens.
 
-    heatsched runs as two processes: `heatsched controller` (with `controller_args`) and, when `extender`,
-    `heatsched placement` (with `placement_args`) serving the extender. `heatsched_env` is added to both
-    environments; `heatsched_python` maps "controller"/"placement" to the Python argv that runs `heatsched`
+    heatsched runs as two processes: `heatsched controller` (with `controller_args`) and `heatsched placement`
+    (with `placement_args`) serving the extender. `heatsched_python` maps "controller"/"placement" to the Python argv that runs `heatsched`
     (see `instrumented`; default: this interpreter, `-m heatsched.cli`).
     `temperatures` replaces TEMPERATURES (site -> °C at start; `stack.exporter` changes them later).
     `fuel`: also create the fuel PriorityClass and namespace, and start with heat fuel disabled on every
@@ -495,16 +485,13 @@ def bench_stack(n_nodes: int, *, extender: bool, heatsched_env: dict[str, str] |
 
         t = time.monotonic()
         python = heatsched_python or {}
-        start_controller(stack, env=heatsched_env, python_argv=python.get("controller"), extra_args=controller_args)
+        start_controller(stack, python_argv=python.get("controller"), extra_args=controller_args)
         teardown.callback(lambda: stack.controller and stack.controller.stop())
-        if extender:
-            start_placement(stack, env=heatsched_env, python_argv=python.get("placement"),
-                            extra_args=placement_args)
-            teardown.callback(lambda: stack.placement and stack.placement.stop())  # stopped before the controller
+        placement = start_placement(stack, python_argv=python.get("placement"), extra_args=placement_args)
+        teardown.callback(lambda: stack.placement and stack.placement.stop())  # stopped before the controller
         try:
             wait_controller_ready(stack)
-            if extender:
-                wait_placement_ready(stack)
+            Heatsched.wait_ready(placement, timeout=300.0)  # /readyz 200: every watch has its initial list in
             stack.setup_s["heatsched_ready"] = time.monotonic() - t  # both processes started and ready
             yield stack
         except BaseException:

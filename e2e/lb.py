@@ -16,6 +16,7 @@ class RoundRobin:
         self.port, self.backends = port, list(backends)
         self._cycle = itertools.cycle(range(len(self.backends)))
         self.connections: dict[int, int] = dict.fromkeys(self.backends, 0)
+        self._open: set[asyncio.StreamWriter] = set()  # both ends of every piped connection
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"lb-{port}", daemon=True)
@@ -36,7 +37,11 @@ class RoundRobin:
             except OSError:
                 continue
             self.connections[backend] += 1
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            self._open |= {writer, up_writer}
+            try:
+                await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            finally:
+                self._open -= {writer, up_writer}
             return
         writer.close()
 
@@ -58,5 +63,7 @@ class RoundRobin:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+            for w in list(self._open):  # reset kept-alive connections, as a Service's do when its pods are gone:
+                w.transport.abort()     # a client must not reuse a connection nobody reads any more
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -16,7 +16,7 @@ import yaml
 from heatsched.cluster.controlplane import HEAT_AWARE_RETRY_FLAG, render_scheduler_config
 from heatsched.cluster.heatsched import Heatsched
 from heatsched.cluster.kwoknodes import kwok_node
-from heatsched.cluster.procs import Service, free_port, log_tail
+from heatsched.cluster.procs import Service, free_port
 from heatsched.cluster.prometheus import PrometheusServer
 from heatsched.cluster.toolchain import Toolchain
 from heatsched.controller.fuel import priority_class
@@ -29,6 +29,17 @@ SITES = ("montlucon-residence", "metz-hospital", "sarreguemines-factory", "frank
 REFRESH_S = 2  # e2e patches every example site to refresh this often
 MAX_HEAT_WAIT_S = 30  # the operator's heat wait bound in e2e (default 600)
 FUEL_NAMESPACE = "heatsched-fuel"
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of the first sample `name` in a /metrics text whose labels include `labels`; None if absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return None
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
@@ -116,10 +127,9 @@ class Stack:
             self.controller.stop(grace=0 if kill else 10.0)
             self.controller = None
 
-    def metrics(self, process: str = "controller") -> str:
-        """GET /metrics of the controller (its metrics port) or the placement service (the extender port)."""
-        port = self.controller_metrics_port if process == "controller" else self.extender_port()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+    def metrics(self) -> str:
+        """GET /metrics of the Stack's controller (its metrics port)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.controller_metrics_port}/metrics", timeout=5) as resp:
             return resp.read().decode()
 
     def start_placement(self) -> None:
@@ -149,9 +159,6 @@ class Stack:
                 return False
             return made.spec.affinity is not None
         wait_for(active, 30, what="residency admission policies active")
-
-    def operator_log(self) -> str:
-        return log_tail(self.workdir / "controller.log", 30) + "\n" + log_tail(self.workdir / "placement.log", 20)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
     def up(self) -> Stack:
@@ -203,8 +210,11 @@ class Stack:
                          what=f"{site} status at {t} °C")
 
     def pod(self, namespace: str, name: str, *, cpu: str = "100m", annotations: dict | None = None,
-            scheduler: str | None = None, affinity: dict | None = None) -> dict:
-        spec = {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}]}
+            scheduler: str | None = None, affinity: dict | None = None, node: str | None = None) -> dict:
+        """Create a pod; `node` presets spec.nodeName (no scheduler: the residency webhook checks it)."""
+        spec: dict = {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}]}
+        if node:
+            spec["nodeName"] = node
         if scheduler:
             spec["schedulerName"] = scheduler
         if affinity:

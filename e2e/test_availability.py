@@ -8,27 +8,21 @@
 
 from __future__ import annotations
 
-import re
 import time
+import urllib.request
 
 from heatsched.cluster.procs import Service, free_port
 from kubernetes import client
 from lb import RoundRobin
-from stack import MAX_HEAT_WAIT_S, wait_for
+from stack import MAX_HEAT_WAIT_S, metric, wait_for
 
 FR = {"heatsched.io/residency": "FR"}
 FRANKFURT = "frankfurt-office"
-
-
-def metric(text: str, name: str) -> float | None:
-    found = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else None
+FRENCH_SITES = ("metz-hospital", "montlucon-residence", "sarreguemines-factory")
 
 
 def scrape(service: Service) -> str:
     """/metrics of a controller process; "" while it is not listening yet."""
-    import urllib.request
-
     service.check()
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{service.port}/metrics", timeout=2) as resp:
@@ -44,10 +38,9 @@ def test_a_standby_controller_takes_over_within_30_s_and_wrote_nothing_before(st
         time.sleep(5)  # the active one writes status every 3 s meanwhile
         assert metric(scrape(standby), "heatsched_status_writes_total") == 0.0
         before = stack.site_status("metz-hospital").get("readingTime")
-        stack.controller.stop(grace=0)  # SIGKILL, whatever it was doing
-        stack.controller = None
+        stack.stop_controller(kill=True)  # SIGKILL, whatever it was doing
         killed = time.monotonic()
-        wait_for(lambda: metric(scrape(standby), "heatsched_controller_leader") == 1.0, 40, what="standby leads")
+        stack.heatsched.wait_leading(standby, 40)
         wait_for(lambda: (metric(scrape(standby), "heatsched_status_writes_total") or 0) > 0, 40,
                  what="standby writes status")
         took = time.monotonic() - killed
@@ -59,6 +52,14 @@ def test_a_standby_controller_takes_over_within_30_s_and_wrote_nothing_before(st
         standby.stop()
         stack.stop_controller()
         stack.start_controller()
+
+
+def served(extender_port: int) -> dict[str, float]:
+    """Pods the replica admitted and filter calls it answered so far (its own /metrics)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{extender_port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {"admitted": metric(text, "heatsched_admission_requests_total", webhook="pods", result="allowed") or 0.0,
+            "filtered": metric(text, "heatsched_extender_request_duration_seconds_count", verb="filter") or 0.0}
 
 
 def _placement(stack, extender: int, webhook: int) -> Service:
@@ -79,13 +80,19 @@ def test_killing_a_placement_replica_during_a_burst_refuses_and_misplaces_nothin
     try:
         for r in replicas:
             stack.heatsched.wait_ready(r)
+        # every third pod has a preset French node: kube-apiserver asks the webhook (through its proxy) about it;
+        # the others go through the heat-aware scheduler and the extender proxy
+        french = sorted(n.metadata.name for n in stack.core.list_node().items
+                        if stack.node_site(n.metadata.name) in FRENCH_SITES)
         names = [f"burst-{i:03d}" for i in range(300)]
         refused = []
         for i, name in enumerate(names):
             if i == 100:
                 replicas[0].stop(grace=0)  # SIGKILL one replica mid-burst
+                before = served(ports[1][0])
             try:
-                stack.pod(heat_namespace, name, cpu="10m", annotations=FR)
+                stack.pod(heat_namespace, name, cpu="10m", annotations=FR,
+                          node=french[i % len(french)] if i % 3 == 0 else None)
             except client.ApiException as exc:
                 refused.append((name, exc.status))
         assert refused == []
@@ -98,6 +105,9 @@ def test_killing_a_placement_replica_during_a_burst_refuses_and_misplaces_nothin
         misplaced = {n: node for n, node in bound.items() if stack.node_site(node) == FRANKFURT}
         assert misplaced == {}
         assert proxies[0].connections[ports[1][0]] > 0  # the survivor answered the extender calls
+        after = served(ports[1][0])
+        assert after["admitted"] > before["admitted"], "no pod admission reached the survivor after the kill"
+        assert after["filtered"] > before["filtered"], "no extender call reached the survivor after the kill"
     finally:
         for p in proxies:
             p.stop()

@@ -4,12 +4,11 @@ Event on the pod, the site's ResidencyDrift condition), and a HeatSite's country
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from heatsched.placement.model import COUNTRY_LABEL
 from kubernetes import client
-from stack import wait_for
+from stack import metric, wait_for
 
 MONTLUCON = "montlucon-residence"
 POOL = "node-restriction.kubernetes.io/heatsched-pool"
@@ -47,8 +46,8 @@ def test_a_node_leaving_its_site_under_a_resident_pod_is_reported(stack, namespa
         event = wait_for(drift_event, 30, what="a ResidencyDrift event on the pod")
         assert event.type == "Warning" and node in event.message
         # at least this pod (other tests' resident pods on that node, still terminating, may drift with it)
-        drifted = re.search(rf'^heatsched_residency_drift_pods{{site="{MONTLUCON}"}} (\S+)$', stack.metrics(), re.MULTILINE)
-        assert drifted and float(drifted.group(1)) >= 1, drifted
+        drifted = metric(stack.metrics(), "heatsched_residency_drift_pods", site=MONTLUCON)
+        assert drifted is not None and drifted >= 1, drifted
         assert stack.core.read_namespaced_pod("resident", namespace).metadata.deletion_timestamp is None  # flag only
     finally:
         stack.core.patch_node(node, {"metadata": {"labels": {POOL: MONTLUCON}}})

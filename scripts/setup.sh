@@ -27,7 +27,7 @@ python_env() {
   local stamp=.venv/.heatsched-installed
   if [ ! -f "$stamp" ] || [ uv.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     # --locked: fail when pyproject.toml changed without `uv lock` (docs/install.md#dependencies)
-    UV_PROJECT_ENVIRONMENT=.venv .uv/bin/uv sync --locked --extra test --python "$py" -q
+    UV_PROJECT_ENVIRONMENT=.venv .uv/bin/uv sync --locked --extra test --extra twin --python "$py" -q
     touch "$stamp"
   fi
   .venv/bin/python -c 'import heatsched, kopf, kubernetes, prometheus_api_client; print("python env ok")'

@@ -270,9 +270,10 @@ def test_every_container_runs_restricted():
 def test_placement_values_reach_each_deployment_separately():
     toleration = {"key": "heatsched.io/control", "operator": "Exists", "effect": "NoSchedule"}
     objs = render('placement.nodeSelector={"pool":"ops"}', f'placement.tolerations=[{json.dumps(toleration)}]',
-                  'scheduler.nodeSelector={"pool":"sched"}',
+                  'scheduler.nodeSelector={"pool":"sched"}', 'controller.nodeSelector={"pool":"ctl"}',
                   'scheduler.affinity={"podAntiAffinity":{"preferredDuringSchedulingIgnoredDuringExecution":[]}}')
-    op, sched = (deployment(objs, c)["spec"]["template"]["spec"] for c in ("placement", "scheduler"))
+    op, sched, ctl = (deployment(objs, c)["spec"]["template"]["spec"] for c in ("placement", "scheduler", "controller"))
+    assert (ctl["nodeSelector"], "tolerations" in ctl) == ({"pool": "ctl"}, False)
     assert (op["nodeSelector"], op["tolerations"], "affinity" in op) == ({"pool": "ops"}, [toleration], False)
     assert (sched["nodeSelector"], "tolerations" in sched) == ({"pool": "sched"}, False)
     assert "podAntiAffinity" in sched["affinity"]

@@ -101,3 +101,18 @@ async def test_a_failing_apply_loses_one_event_not_the_watch(monkeypatch):
         await asyncio.sleep(0.01)
     assert applied == ["y", "z"]
 
+
+
+async def test_a_burst_is_applied_at_most_max_batch_items_per_loop_turn(monkeypatch):
+    monkeypatch.setattr(watch_mod, "MAX_BATCH", 2)
+    applied: list = []
+    loop = asyncio.get_running_loop()
+    w = Watch("things", Script([]), lambda o: (o, o), lambda k, v: applied.append(k), loop)
+    for key in "abcde":  # what the watch thread queues during a burst (never started here)
+        w._post(watch_mod._EVENT, key, key)
+    turns = []
+    while len(applied) < 5 and len(turns) < 10:
+        await asyncio.sleep(0)  # one loop turn: I/O (an extender request) would be served in between
+        turns.append(len(applied))
+    assert turns[:3] == [2, 4, 5]  # in order, two per turn
+    assert applied == list("abcde")

@@ -148,7 +148,8 @@ class Demo:
         self.say("tenants: tenant-fr (residency FR, heat-aware), tenant-any (unrestricted, heat-aware)")
 
     def _wait_http(self, url: str, what: str, timeout: float = 60) -> None:
-        """Until `url` answers 2xx (a 503 from /readyz is an HTTPError, an OSError: retried)."""
+        """Until `url` (the twin's /healthz) answers 2xx; a refused connection or an error status (an OSError) is
+        retried. RuntimeError if a started service exits meanwhile, TimeoutError after `timeout` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for svc in self.services:

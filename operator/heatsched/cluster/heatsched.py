@@ -78,9 +78,10 @@ class Heatsched:
     def ready(extender_port: int) -> bool:
         return _get(f"http://127.0.0.1:{extender_port}/readyz") is not None
 
-    def wait_leading(self, controller: Service, timeout: float = 60.0) -> None:
+    @staticmethod
+    def wait_leading(controller: Service, timeout: float = 60.0) -> None:
         port = controller.port or 0
-        _wait(lambda: self.leading(port), timeout, "controller holds the lease", controller)
+        _wait(lambda: Heatsched.leading(port), timeout, "controller holds the lease", controller)
 
     def wait_webhook(self, placement: Service, api: Any, webhook_port: int, timeout: float = 60.0) -> None:
         """Until the ValidatingWebhookConfiguration heatsched.io points at `webhook_port` and something listens
@@ -106,6 +107,7 @@ class Heatsched:
                 return False
         _wait(configured, timeout, f"webhook configuration pointing at port {webhook_port}", placement)
 
-    def wait_ready(self, placement: Service, timeout: float = 60.0) -> None:
+    @staticmethod
+    def wait_ready(placement: Service, timeout: float = 60.0) -> None:
         port = placement.port or 0
-        _wait(lambda: self.ready(port), timeout, "placement service ready (/readyz)", placement)
+        _wait(lambda: Heatsched.ready(port), timeout, "placement service ready (/readyz)", placement)

@@ -22,5 +22,4 @@ class OperatorConfig:
     audit_interval_s: float = 300.0  # the periodic residency audit behind heatsched_residency_audit_findings
     status_heartbeat_s: float = 60.0  # rewrite status at least this often (keeps readingTime honest)
     temperature_step_k: float = 0.2  # smaller temperature changes alone do not patch status
-    demand_refresh_s: float = 30.0
     fuel: bool = True  # run heat fuel where a HeatSite asks for it (False: delete every fuel pod)

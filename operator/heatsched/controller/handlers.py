@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from heatsched.controller.config import OperatorConfig
 from heatsched.controller.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
 from heatsched.controller.store import Drift, FuelPod, ResidentPod, Store
-from heatsched.extender.wire import WireError, parse_cpu_quantity, pod_cpu
+from heatsched.extender.wire import TERMINATED_PHASES, WireError, parse_cpu_quantity, pod_cpu
 from heatsched.kube import blocking, call, post_event
 from heatsched.models import (
     GROUP,
@@ -51,7 +51,6 @@ from heatsched.watch import Watch
 
 HEATSITES = (GROUP, VERSION, HEATSITE_PLURAL)
 THERMALDEMANDS = (GROUP, VERSION, THERMALDEMAND_PLURAL)
-TERMINATED = {"Succeeded", "Failed"}
 
 log = logging.getLogger("heatsched.operator")
 
@@ -269,7 +268,7 @@ class Operator:
         meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
         if not spec:
             return []
-        gone = status.get("phase") in TERMINATED
+        gone = status.get("phase") in TERMINATED_PHASES
         key = (meta.get("namespace", ""), meta.get("name", ""))
         fuel_site = fuel_site_of(store, meta)
         if fuel_site is not None:
@@ -286,7 +285,8 @@ class Operator:
             except ResidencyError:
                 resident = None  # admission refuses these; nothing to compare with
         store.set_resident(uid, resident)
-        cpu = pod_cpu(spec)
+        bound = store.pods.get(uid)  # a bound pod's CPU is parsed once: later events are mostly status updates
+        cpu = bound.cpu if bound is not None and bound.node == spec.get("nodeName") else pod_cpu(spec)
         store.set_pod(uid, spec.get("nodeName"), cpu, gone)
         nominated = status.get("nominatedNodeName") if not gone and not spec.get("nodeName") else None
         store.set_nominated(uid, nominated, cpu)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,11 +51,9 @@ def free(lease: Any, identity: str, now: datetime) -> bool:
 
 
 class Leader:
-    def __init__(self, api: client.ApiClient, namespace: str, name: str, identity: str, *,
-                 on_change: Callable[[bool], None] | None = None) -> None:
+    def __init__(self, api: client.ApiClient, namespace: str, name: str, identity: str) -> None:
         self.coordination = client.CoordinationV1Api(api)
         self.namespace, self.name, self.identity = namespace, name, identity
-        self.on_change = on_change or (lambda leading: None)
         self.leading = False
 
     async def _try(self) -> bool:
@@ -144,4 +141,3 @@ class Leader:
             self.leading = leading
             log.info("leader election: %s lease %s/%s as %s", "holding" if leading else "lost", self.namespace,
                      self.name, self.identity)
-            self.on_change(leading)

@@ -91,8 +91,7 @@ async def _serve(cfg: OperatorConfig, op: Operator, leader: Leader | None) -> we
     if not cfg.metrics_port:
         return None
     registry = metrics_registry(op.store)
-    if leader is not None:
-        registry.register(LeaderCollector(leader, op))
+    registry.register(LeaderCollector(leader, op))
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

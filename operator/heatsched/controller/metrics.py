@@ -88,16 +88,17 @@ class StoreCollector(Collector):
 
 
 class LeaderCollector(Collector):
-    """Leadership, and the status writes of this replica (a standby must show none)."""
+    """The status writes of this replica (a standby must show none), and leadership when there is a Lease."""
 
-    def __init__(self, leader: Any, operator: Any = None) -> None:
+    def __init__(self, leader: Any, operator: Any) -> None:
         self.leader, self.operator = leader, operator
 
     def collect(self) -> Iterator[Any]:
-        if self.operator is not None:
-            writes = CounterMetricFamily("heatsched_status_writes", "HeatSite status patches sent by this replica")
-            writes.add_metric([], self.operator.status_writes)
-            yield writes
+        writes = CounterMetricFamily("heatsched_status_writes", "HeatSite status patches sent by this replica")
+        writes.add_metric([], self.operator.status_writes)
+        yield writes
+        if self.leader is None:  # --no-leader-election
+            return
         leading = GaugeMetricFamily("heatsched_controller_leader",
                                     "1 while this controller replica holds the Lease (the active writer), else 0",
                                     labels=["identity"])

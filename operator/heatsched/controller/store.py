@@ -280,7 +280,7 @@ class Store:
 
     def demand_forecast_kw(self, site: str, now: datetime, hours: float) -> tuple[float, ...]:
         """The site's demand forecast in 15-minute slots over `hours`, profiles in the building's local time."""
-        local = now.astimezone(ZoneInfo(self.sites[site].spec.time_zone))
+        local = self.local_time(site, now)
         series = [demand_forecast_series_kw(d.spec, local, hours, self.live_demand.get(d.name))
                   for d in self.demands.values() if d.spec.site_ref == site]
         return tuple(sum(slot) for slot in zip(*series)) if series else (0.0,) * forecast_slots(hours)

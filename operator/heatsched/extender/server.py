@@ -188,9 +188,8 @@ class _Handlers:
         nodes.labels("feasible").inc(len(result.feasible))
         nodes.labels("heat").inc(len(result.failed))
         nodes.labels("relaxed").inc(len(result.relaxed))
-        unknown = sum(1 for r in result.unresolvable.values() if r.endswith("cannot be verified"))
-        nodes.labels("unknown_node").inc(unknown)
-        nodes.labels("residency").inc(len(result.unresolvable) - unknown)
+        nodes.labels("unknown_node").inc(result.unverified)
+        nodes.labels("residency").inc(len(result.unresolvable) - result.unverified)
 
     def _filter(self, decoded: Decoded) -> bytes:
         args = decoded.args

@@ -271,6 +271,9 @@ def encode_priorities(hosts: list[str], scores: list[int]) -> bytes:
     return orjson.dumps([{"Host": h, "Score": int(s)} for h, s in zip(hosts, scores, strict=True)])
 
 
+TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})  # a pod in these phases holds no CPU any more
+
+
 def pod_cpu(spec: dict[str, Any]) -> float:
     """Effective CPU request of a pod spec as the scheduler counts it (sidecars, init containers, overhead);
     0 if unreadable. The controller and the placement service both charge pods with it."""

@@ -28,9 +28,9 @@ from .audit import (
     VOLUME_LOCATION_UNKNOWN,
     VOLUME_OUTSIDE_RESIDENCY,
     JsonObject,
-    _by_name,
-    _by_ns_name,
     audit_pod,
+    by_name,
+    by_ns_name,
     residency_of,
 )
 from .model import COUNTRY_LABEL
@@ -53,7 +53,7 @@ def pod_refusal(pod: JsonObject, namespace_annotations: Mapping[str, str], nodes
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
     found = audit_pod(
         pod, {namespace: {"metadata": {"annotations": dict(namespace_annotations)}}}, nodes,
-        _by_ns_name(claims), _by_name(volumes), _by_name(classes))
+        by_ns_name(claims), by_name(volumes), by_name(classes))
     reasons = [f.reason for f in found.findings if f.code in REFUSED]
     return "; ".join(reasons) if reasons else None
 

@@ -161,12 +161,12 @@ def _meta(obj: JsonObject) -> JsonObject:
     return obj.get("metadata") or {}
 
 
-def _by_name(objects: Iterable[JsonObject]) -> dict[Any, JsonObject]:
+def by_name(objects: Iterable[JsonObject]) -> dict[Any, JsonObject]:
     """Keyed by metadata.name as the JSON has it (None when absent)."""
     return {_meta(o).get("name"): o for o in objects}
 
 
-def _by_ns_name(objects: Iterable[JsonObject]) -> dict[tuple[Any, Any], JsonObject]:
+def by_ns_name(objects: Iterable[JsonObject]) -> dict[tuple[Any, Any], JsonObject]:
     """Keyed by (metadata.namespace, metadata.name) as the JSON has them (None when absent)."""
     return {(_meta(o).get("namespace"), _meta(o).get("name")): o for o in objects}
 
@@ -371,8 +371,8 @@ def audit(pods: Iterable[JsonObject], *, namespaces: Iterable[JsonObject] = (), 
           claims: Iterable[JsonObject] = (), volumes: Iterable[JsonObject] = (),
           storage_classes: Iterable[JsonObject] = (), all_pods: bool = False) -> AuditReport:
     """Audit every pod (only the resident ones unless `all_pods`), sorted by namespace and name."""
-    ns, nd, pvc, pv, sc = (_by_name(namespaces), _by_name(nodes), _by_ns_name(claims), _by_name(volumes),
-                           _by_name(storage_classes))
+    ns, nd, pvc, pv, sc = (by_name(namespaces), by_name(nodes), by_ns_name(claims), by_name(volumes),
+                           by_name(storage_classes))
     report = AuditReport()
     for pod in pods:
         entry = audit_pod(pod, ns, nd, pvc, pv, sc)

@@ -63,6 +63,7 @@ class FilterResult:
     failed: dict[str, str]  # resolvable: may pass later (a tank cools down)
     unresolvable: dict[str, str]  # never for this pod (residency): preemption cannot help
     relaxed: dict[str, str] = field(default_factory=dict)  # hot but feasible: the heat wait bound was used
+    unverified: int = 0  # of `unresolvable`: nodes whose country could not be verified (not outside the residency)
 
 
 class NodeScore(NamedTuple):
@@ -89,7 +90,7 @@ class ScoreParams:
 
 
 DEFAULT_PARAMS = ScoreParams()
-_FEASIBLE, _FAILED, _UNRESOLVABLE = 0, 1, 2  # filter verdicts
+_FEASIBLE, _FAILED, _UNRESOLVABLE, _UNVERIFIED = 0, 1, 2, 3  # filter verdicts; the last two are unresolvable
 
 
 def filter_nodes(
@@ -123,6 +124,7 @@ def filter_nodes(
     feasible: list[str] = []
     failed: dict[str, str] = {}
     unresolvable: dict[str, str] = {}
+    unverified = 0
     for name in node_names:
         node = nodes.get(name)
         if node is None or node.conflict:
@@ -133,10 +135,10 @@ def filter_nodes(
             if verdict is None:
                 verdict = memo[key] = _verdict(node, sites, residency, wanted)
             kind, reason = verdict
-            if reported and kind != _UNRESOLVABLE:
+            if reported and kind in (_FEASIBLE, _FAILED):
                 claimed = reported.get(name)
                 if claimed is not None and claimed != node.country:
-                    kind, reason = _UNRESOLVABLE, (
+                    kind, reason = _UNVERIFIED, (
                         f"scheduler sees country label {claimed!r} but heatsched's trusted label is "
                         f"{node.country}: residency {wanted} cannot be verified"
                     )
@@ -146,16 +148,18 @@ def filter_nodes(
             failed[name] = reason
         else:
             unresolvable[name] = reason
+            unverified += kind == _UNVERIFIED
     if feasible or not failed:
-        return FilterResult(feasible, {n: f"{r}; other nodes fit" for n, r in failed.items()}, unresolvable)
+        return FilterResult(feasible, {n: f"{r}; other nodes fit" for n, r in failed.items()}, unresolvable,
+                            unverified=unverified)
     bound = max(0.0, max_heat_wait_s)
     if waited_s < bound:  # only hot nodes fit: hold the pod, but not for longer than the bound
         held = f"; only heat-blocked nodes fit, held {waited_s:.0f} s of the {bound:.0f} s heat wait bound"
-        return FilterResult([], {n: r + held for n, r in failed.items()}, unresolvable)
+        return FilterResult([], {n: r + held for n, r in failed.items()}, unresolvable, unverified=unverified)
     taken = (f"taken although heat-blocked: no other node fits and the pod waited {waited_s:.0f} s "
              f"(heat wait bound {bound:.0f} s)")
     relaxed = {n: f"{r}; {taken}" for n, r in failed.items()}
-    return FilterResult(list(relaxed), {}, unresolvable, relaxed)
+    return FilterResult(list(relaxed), {}, unresolvable, relaxed, unverified)
 
 
 def _verdict(
@@ -177,7 +181,7 @@ def _verdict(
         else:
             problem = ""
         if problem:
-            return _UNRESOLVABLE, f"{problem}: residency {wanted} cannot be verified"
+            return _UNVERIFIED, f"{problem}: residency {wanted} cannot be verified"
     blocked = _heat_block(site) if site is not None else None
     return (_FAILED, blocked) if blocked else (_FEASIBLE, "")
 

@@ -23,7 +23,6 @@ import json
 import logging
 import signal
 import ssl
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -39,9 +38,10 @@ from prometheus_client.registry import Collector
 from heatsched.admission.policies import HEAT_AWARE
 from heatsched.explain import PLACEMENT_ANNOTATION
 from heatsched.extender.server import make_app
-from heatsched.extender.wire import pod_cpu
+from heatsched.extender.wire import TERMINATED_PHASES, pod_cpu
 from heatsched.kube import api_client, call, post_event
 from heatsched.metrics import AdmissionMetrics, ExtenderMetrics
+from heatsched.models import GROUP, HEATSITE_PLURAL, VERSION
 from heatsched.placement_service import webhook
 from heatsched.placement_service.config import PlacementConfig
 from heatsched.placement_service.explain import Explanations, explain_line
@@ -49,16 +49,11 @@ from heatsched.placement_service.view import ClusterView
 from heatsched.watch import Watch
 
 log = logging.getLogger("heatsched.placement")
-HEATSITES = ("heatsched.io", "v1alpha1", "heatsites")
-TERMINATED = ("Succeeded", "Failed")
+HEATSITES = (GROUP, VERSION, HEATSITE_PLURAL)
 # Only bound, unfinished pods: the view charges and explains a pod when it is first seen bound, so pending pods'
 # events (a third of a scheduling burst's) are not even sent. A pod that binds arrives as ADDED, one that
 # finishes as DELETED.
 BOUND_PODS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
-# The GIL switch interval (CPython's default is 5 ms). The watch threads decode events while the event loop
-# answers kube-scheduler; whenever the loop gives the GIL up for a socket call, a busy watch thread may keep it
-# for a whole interval before the loop gets it back (the convoy effect): up to 5 ms on an extender call.
-SWITCH_INTERVAL_S = 0.0005
 
 
 class _CacheCollector(Collector):
@@ -131,7 +126,7 @@ class PlacementService:
     @staticmethod
     def _pod_extract(obj: dict[str, Any]) -> tuple[str, tuple[str, str, str | None, dict[str, Any], str]]:
         meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-        node = spec.get("nodeName") if status.get("phase") not in TERMINATED else None
+        node = spec.get("nodeName") if status.get("phase") not in TERMINATED_PHASES else None
         return str(meta.get("uid") or ""), (meta.get("namespace") or "", meta.get("name") or "", node, spec,
                                             spec.get("schedulerName") or "")
 
@@ -214,7 +209,6 @@ class PlacementService:
         return app
 
     async def run(self) -> None:
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         loop = asyncio.get_running_loop()
         self.start_watches(loop)
         runners = []
