@@ -206,11 +206,25 @@ async def test_filter_in_node_cache_mode_answers_node_names_with_go_field_names(
     assert set(body) == FILTER_KEYS
     assert body["Nodes"] is None
     assert body["NodeNames"] == ["mtl-1", "lyon-1"]
-    assert body["FailedNodes"] == {
-        "vichy-1": "site vichy-piscine Overheated: tank at 86.0 °C ≥ max 85.0 °C; other nodes fit"}
+    assert body["Error"] == ""
+    ExtenderFilterResult.model_validate(body)
+
+
+async def test_filter_sends_no_reasons_when_a_node_passes(client) -> None:
+    """kube-scheduler reads reasons only for a pod that fits nowhere (its event, preemption); the hot and the
+    German node are left out of NodeNames all the same."""
+    status, body = await post(client, FILTER, cache_args())
+    assert status == 200 and body["NodeNames"] == ["mtl-1", "lyon-1"]
+    assert body["FailedNodes"] == {} and body["FailedAndUnresolvableNodes"] == {}
+
+
+async def test_filter_gives_every_node_its_reason_when_none_passes(client) -> None:
+    """(A heat-blocked node alone gets its reason too: tests/test_fuel_controller.py, the held pod.)"""
+    status, body = await post(client, FILTER, cache_args(names=["ber-1", "cloud-1"]))
+    assert status == 200
+    assert body["NodeNames"] == [] and body["FailedNodes"] == {}
     assert body["FailedAndUnresolvableNodes"]["ber-1"] == "node in DE, pod residency FR"
     assert "cannot be verified" in body["FailedAndUnresolvableNodes"]["cloud-1"]
-    assert body["Error"] == ""
     ExtenderFilterResult.model_validate(body)
 
 
@@ -220,15 +234,14 @@ async def test_filter_in_full_node_mode_returns_the_given_node_objects_untouched
     assert set(body) == FILTER_KEYS
     assert body["NodeNames"] is None
     assert body["Nodes"]["items"] == [NODES["mtl-1"], NODES["lyon-1"]]
-    assert set(body["FailedAndUnresolvableNodes"]) == {"ber-1", "cloud-1"}
+    status, body = await post(client, FILTER, full_args(nodes=[NODES["ber-1"], NODES["cloud-1"]]))
+    assert body["Nodes"]["items"] == [] and set(body["FailedAndUnresolvableNodes"]) == {"ber-1", "cloud-1"}
 
 
 async def test_unrestricted_pod_may_use_nodes_outside_heat_sites(client) -> None:
     status, body = await post(client, FILTER, cache_args(with_residency(None)))
     assert status == 200
-    assert body["NodeNames"] == ["mtl-1", "lyon-1", "ber-1", "cloud-1"]
-    assert list(body["FailedNodes"]) == ["vichy-1"]
-    assert body["FailedAndUnresolvableNodes"] == {}
+    assert body["NodeNames"] == ["mtl-1", "lyon-1", "ber-1", "cloud-1"]  # not vichy-1: its tank is overheated
 
 
 async def test_node_labels_in_the_request_cannot_grant_residency(client) -> None:
@@ -236,7 +249,8 @@ async def test_node_labels_in_the_request_cannot_grant_residency(client) -> None
     status, body = await post(client, FILTER, full_args(nodes=[forged, NODES["mtl-1"]]))
     assert status == 200
     assert [n["metadata"]["name"] for n in body["Nodes"]["items"]] == ["mtl-1"]
-    assert "cloud-1" in body["FailedAndUnresolvableNodes"]
+    status, body = await post(client, FILTER, full_args(nodes=[forged]))
+    assert body["Nodes"]["items"] == [] and "cloud-1" in body["FailedAndUnresolvableNodes"]
 
 
 async def test_country_label_disagreeing_with_snapshot_fails_closed(client) -> None:

@@ -222,13 +222,15 @@ class _Handlers:
                 self._on_filtered(args.pod.metadata.uid, result)
             except Exception:  # a bookkeeping hook must not change the answer
                 log.exception("on_filtered hook failed")
+        # Reasons only for a pod that fits nowhere: kube-scheduler reads them for its FailedScheduling event and
+        # for preemption, neither of which happens when a node passes. Dropping them there saves the heat-aware
+        # kube-scheduler decoding a map entry and building a Status per heat-blocked node on every pod.
+        failed, unresolvable = ({}, {}) if result.feasible else (result.failed, result.unresolvable)
         if args.cache_capable:
-            return encode_filter_result(
-                node_names=result.feasible, failed=result.failed, unresolvable=result.unresolvable
-            )
+            return encode_filter_result(node_names=result.feasible, failed=failed, unresolvable=unresolvable)
         keep = set(result.feasible)
         items = [raw for name, raw in zip(names, decoded.raw_nodes or (), strict=True) if name in keep]
-        return encode_filter_result(nodes=items, failed=result.failed, unresolvable=result.unresolvable)
+        return encode_filter_result(nodes=items, failed=failed, unresolvable=unresolvable)
 
     def _prioritize(self, decoded: Decoded, names: list[str]) -> list[int]:
         args = decoded.args

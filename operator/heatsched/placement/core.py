@@ -150,8 +150,8 @@ def filter_nodes(
             unresolvable[name] = reason
             unverified += kind == _UNVERIFIED
     if feasible or not failed:
-        return FilterResult(feasible, {n: f"{r}; other nodes fit" for n, r in failed.items()}, unresolvable,
-                            unverified=unverified)
+        fit = {r: f"{r}; other nodes fit" for r in set(failed.values())}  # one string per site, not per node
+        return FilterResult(feasible, {n: fit[r] for n, r in failed.items()}, unresolvable, unverified=unverified)
     bound = max(0.0, max_heat_wait_s)
     if waited_s < bound:  # only hot nodes fit: hold the pod, but not for longer than the bound
         held = f"; only heat-blocked nodes fit, held {waited_s:.0f} s of the {bound:.0f} s heat wait bound"
