@@ -20,6 +20,7 @@ kept-alive connection, and the p50/p99 of those round trips while the pods strea
     .venv/bin/python benchmarks/bench_operator_memory.py
     .venv/bin/python benchmarks/bench_operator_memory.py --nodes 200 --pods 2000 --steady 20   # quick check
     .venv/bin/python benchmarks/bench_operator_memory.py --others-nice 10   # the placement service gets its CPU
+    .venv/bin/python benchmarks/bench_operator_memory.py --pin-placement 1  # ... a core of its own
     .venv/bin/python benchmarks/bench_operator_memory.py --tracemalloc 25 --json out.json    # where it goes
 
 --tracemalloc N runs both processes under tracemalloc (N frames; slower, and tracing itself costs memory,
@@ -90,6 +91,11 @@ class ExtenderProbe:
                                        str(self.port), str(self._dir / "body.json"), str(self.interval),
                                        str(self._dir / "samples.json")])
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "probe not started"
+        return self._proc.pid
+
     def stop(self) -> None:
         """Stop the probe process and collect its samples (idempotent)."""
         proc, self._proc = self._proc, None
@@ -111,6 +117,16 @@ def renice(pids: dict[str, int], nice: int) -> None:
         for task in Path(f"/proc/{pid}/task").iterdir():
             try:
                 os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def pin(pids: dict[str, int], cpus: set[int]) -> None:
+    """Move every thread of each process to `cpus` (Linux's affinity is per thread; later threads inherit it)."""
+    for pid in pids.values():
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(task.name), cpus)
             except (ProcessLookupError, PermissionError):
                 pass
 
@@ -204,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="renice every other process of the stack (apiserver, etcd, kwok, the controller, this "
                         "benchmark's pod generator; not the placement service nor the probe) to N while the pods "
                         "stream in: models a placement replica with CPU of its own, as on a cluster")
+    parser.add_argument("--pin-placement", type=int, default=None, metavar="CPU",
+                        help="run the placement service and the probe on CPU alone and every other process of the "
+                        "stack (and this benchmark) on the other CPUs while the pods stream in: a placement replica "
+                        "with a core of its own, as its CPU request gives it on a cluster")
     parser.add_argument("--pods", type=int, default=10000, help="pods, created bound round-robin over the nodes")
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds of sampling before the pods")
     parser.add_argument("--steady", type=float, default=60.0, help="seconds after every pod is seen")
@@ -233,6 +253,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"RSS with {args.nodes} nodes, no pods: {_mib(before)}", flush=True)
 
             probe.start()
+            if args.pin_placement is not None:
+                own = {args.pin_placement}
+                rest = set(range(os.cpu_count() or 1)) - own
+                if not rest:
+                    parser.error("--pin-placement needs a machine with at least 2 CPUs")
+                pin({"placement": st.services()["placement"], "probe": probe.pid}, own)
+                pin({n: pid for n, pid in st.services().items() if n != "placement"}, rest)
+                pin({"benchmark": os.getpid()}, rest)
             if args.others_nice:
                 renice({n: pid for n, pid in st.services().items() if n != "placement"}, args.others_nice)
                 renice({"benchmark": os.getpid()}, args.others_nice)
@@ -270,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             "rss_before_mib": _round(before), "rss_peak_mib": _round(peak), "vm_hwm_mib": hwm,
             "rss_steady_mib": _round(steady), "steady_after_s": args.steady, "pods_create_s": round(create_s, 1),
             "seen_after_s": round(seen_s, 1), "ingest_cpu_s": ingest_cpu,
-            "tracemalloc": bool(args.tracemalloc), "others_nice": args.others_nice, "setup_s": st.setup_s,
+            "tracemalloc": bool(args.tracemalloc), "others_nice": args.others_nice,
+            "pin_placement": args.pin_placement, "setup_s": st.setup_s,
             "extender_filter_latency": latency,
             "samples": [(round(t - t_base, 1), _round(m)) for t, m in sampler.samples if t >= t_base],
         })

@@ -93,15 +93,15 @@ def connect(kubeconfig: str | None, context: str | None) -> tuple[Any, str | Non
 
     try:
         try:
-            api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            api = config.new_client_from_config(
                 config_file=kubeconfig, context=context)
         except config.ConfigException:
             if kubeconfig or context:
                 raise
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            config.load_incluster_config()
             return client.ApiClient(), "in-cluster"
         if context is None:
-            _, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
             context = (active or {}).get("name")
         return api, context
     except Exception as exc:  # a missing or broken kubeconfig

@@ -80,9 +80,9 @@ def _run(args: argparse.Namespace) -> int:
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 
-    api = config.new_client_from_config(args.kubeconfig) if args.kubeconfig else None  # type: ignore[no-untyped-call]
+    api = config.new_client_from_config(args.kubeconfig) if args.kubeconfig else None
     if api is None:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+        config.load_kube_config()
         api = client.ApiClient()
     core = client.CoreV1Api(api)
     try:

@@ -32,12 +32,12 @@ log = logging.getLogger("heatsched.operator")
 def api_client(kubeconfig_path: str | None) -> client.ApiClient:
     """A client for `kubeconfig_path`, else in-cluster, else ~/.kube/config."""
     if kubeconfig_path:
-        made: client.ApiClient = kubeconfig.new_client_from_config(kubeconfig_path)  # type: ignore[no-untyped-call]
+        made: client.ApiClient = kubeconfig.new_client_from_config(kubeconfig_path)
         return made
     try:
-        kubeconfig.load_incluster_config()  # type: ignore[no-untyped-call]
+        kubeconfig.load_incluster_config()
     except kubeconfig.ConfigException:
-        kubeconfig.load_kube_config()  # type: ignore[no-untyped-call]
+        kubeconfig.load_kube_config()
     return client.ApiClient()
 
 

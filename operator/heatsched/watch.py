@@ -138,7 +138,7 @@ class Watch:
                             timeout_seconds=WATCH_TIMEOUT_S, _preload_content=False,
                             _request_timeout=(CONNECT_TIMEOUT_S, WATCH_TIMEOUT_S + 30), **self._kwargs())
         try:
-            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
+            for line in iter_resp_lines(resp):
                 if self._stop.is_set():
                     break
                 event = orjson.loads(line)

@@ -79,7 +79,7 @@ class Demo:
 
         root = _examples()
         cp = self.cp = ControlPlane(name="demo").up()
-        self.api = config.new_client_from_config(str(cp.kubeconfig))  # type: ignore[no-untyped-call]
+        self.api = config.new_client_from_config(str(cp.kubeconfig))
         self.core, self.custom = client.CoreV1Api(self.api), client.CustomObjectsApi(self.api)
         version = client.VersionApi(self.api).get_code().git_version
         self.say(f"control plane up: kube-apiserver {version}, kube-scheduler x2 (default, heat-aware), kwok")

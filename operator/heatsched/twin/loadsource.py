@@ -119,11 +119,11 @@ class KubernetesLoadSource:
         try:
             if kubeconfig is None:
                 try:
-                    config.load_incluster_config()  # type: ignore[no-untyped-call]
+                    config.load_incluster_config()
                     return cls(sites, client.CoreV1Api(), refresh_s)
                 except config.ConfigException:
                     pass
-            config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+            config.load_kube_config(config_file=kubeconfig)
         except (config.ConfigException, OSError) as exc:
             raise ValueError(f"cannot load Kubernetes credentials: {exc}") from None
         return cls(sites, client.CoreV1Api(), refresh_s)
