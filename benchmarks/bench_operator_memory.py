@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,24 +112,23 @@ class ExtenderProbe:
         return [ms for t, ms in self.samples if t0 <= t <= t1]
 
 
-def renice(pids: dict[str, int], nice: int) -> None:
-    """Set the nice value of every thread of each process (Linux's nice is per thread)."""
+def each_thread(pids: dict[str, int], call: Callable[[int], None]) -> None:
+    """`call(tid)` for every thread of each process (Linux's nice and CPU affinity are per thread; threads started
+    later inherit them); a thread that ended meanwhile is skipped."""
     for pid in pids.values():
         for task in Path(f"/proc/{pid}/task").iterdir():
             try:
-                os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+                call(int(task.name))
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def renice(pids: dict[str, int], nice: int) -> None:
+    each_thread(pids, lambda tid: os.setpriority(os.PRIO_PROCESS, tid, nice))
 
 
 def pin(pids: dict[str, int], cpus: set[int]) -> None:
-    """Move every thread of each process to `cpus` (Linux's affinity is per thread; later threads inherit it)."""
-    for pid in pids.values():
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                os.sched_setaffinity(int(task.name), cpus)
-            except (ProcessLookupError, PermissionError):
-                pass
+    each_thread(pids, lambda tid: os.sched_setaffinity(tid, cpus))
 
 
 def probe_main(port: int, body_path: str, interval: float, out_path: str) -> None:
@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracemalloc", type=int, metavar="FRAMES", default=0,
                         help="run both heatsched processes under tracemalloc and print their top allocation sites")
     args = parser.parse_args(argv)
+    cpus = os.sched_getaffinity(0)
+    if args.pin_placement is not None and (args.pin_placement not in cpus or len(cpus) < 2):
+        parser.error(f"--pin-placement {args.pin_placement}: needs one of the CPUs {sorted(cpus)} and at least 2 of them")
 
     trace_dir = Path(tempfile.mkdtemp(prefix="heatsched-tracemalloc-")) if args.tracemalloc else None
     python_argv = instrumented("tracemalloc", trace_dir, args.tracemalloc) if trace_dir else None
@@ -254,10 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
             probe.start()
             if args.pin_placement is not None:
-                own = {args.pin_placement}
-                rest = set(range(os.cpu_count() or 1)) - own
-                if not rest:
-                    parser.error("--pin-placement needs a machine with at least 2 CPUs")
+                own, rest = {args.pin_placement}, set(os.sched_getaffinity(0)) - {args.pin_placement}
                 pin({"placement": st.services()["placement"], "probe": probe.pid}, own)
                 pin({n: pid for n, pid in st.services().items() if n != "placement"}, rest)
                 pin({"benchmark": os.getpid()}, rest)
