@@ -126,13 +126,14 @@ def test_a_placement_event_says_where_the_pod_landed_and_why():
 
 
 def test_a_pod_is_charged_and_recorded_once_when_first_seen_bound(monkeypatch):
+    from heatsched.kubeapi import Credentials, KubeApi
     from heatsched.placement_service import main as placement_main
-    from kubernetes import client
 
     parsed = []
     real_pod_cpu = placement_main.pod_cpu
     monkeypatch.setattr(placement_main, "pod_cpu", lambda spec: parsed.append(spec) or real_pod_cpu(spec))
-    service = placement_main.PlacementService(placement_main.PlacementConfig(), client.ApiClient(),
+    service = placement_main.PlacementService(placement_main.PlacementConfig(),
+                                              KubeApi(Credentials("http://127.0.0.1:1", True)),
                                               clock=lambda: NOW.timestamp())
     service.view.set_site(site({"temperatureCelsius": 56.0, "readingTime": NOW.isoformat()}))
     service.view.set_node("n1", {SITE_LABEL: "s1", COUNTRY_LABEL: "FR"})

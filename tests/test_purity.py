@@ -124,3 +124,17 @@ def test_import_linter_contract_holds(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 kept, 0 broken" in out.stdout
+
+
+def test_the_placement_service_runs_without_the_kubernetes_client() -> None:
+    """It talks to the API through heatsched.kubeapi: importing `kubernetes.client` alone costs ~85 MiB per replica
+    (docs/install.md#dependencies), which the 150 MiB goal per replica cannot afford."""
+    code = (
+        "import sys, heatsched.placement_service.cli, heatsched.placement_service.main\n"
+        "import heatsched.placement_service.webhook\n"
+        "print('\\n'.join(sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded = set(out.stdout.split())
+    assert "heatsched.kubeapi" in loaded
+    assert {m for m in loaded if m == "kubernetes" or m.startswith(("kubernetes.", "kopf"))} == set()

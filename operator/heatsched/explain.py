@@ -17,8 +17,10 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-PLACEMENT_ANNOTATION = "heatsched.io/placement"
-RESIDENCY_ANNOTATION = "heatsched.io/residency"
+from heatsched.placement.residency import RESIDENCY_ANNOTATION
+from heatsched.placement_service.explain import PLACEMENT_ANNOTATION
+
+__all__ = ["PLACEMENT_ANNOTATION", "fetch_record", "register", "render"]
 
 
 def fetch_record(placement_url: str, namespace: str, name: str, timeout: float = 5.0) -> str | None:

@@ -16,12 +16,13 @@ import asyncio
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
 from kubernetes import config as kubeconfig
 from kubernetes.client.exceptions import ApiException
+
+from heatsched.kubeapi import event_body
 
 API_TIMEOUT_S = 10.0
 EVENT_NAMESPACE = "default"  # Events of cluster-scoped objects (HeatSites) live there
@@ -60,13 +61,8 @@ async def post_event(core: client.CoreV1Api, namespace: str, involved: client.V1
                      message: str, *, type_: str = "Normal", name_prefix: str | None = None,
                      component: str = "heatsched-controller") -> None:
     """Post a core/v1 Event about `involved` (logged, never raised, when the API refuses it)."""
-    now = datetime.now(UTC)
-    body = client.CoreV1Event(
-        metadata=client.V1ObjectMeta(generate_name=name_prefix or f"{involved.name}."),
-        involved_object=involved, reason=reason, message=message[:1024], type=type_,
-        first_timestamp=now, last_timestamp=now, count=1,
-        source=client.V1EventSource(component=component),
-    )
+    body = event_body(core.api_client.sanitize_for_serialization(involved), reason, message, type_=type_,
+                      name_prefix=name_prefix, component=component)
     try:
         await call(core.create_namespaced_event, namespace, body)
     except ApiException as exc:

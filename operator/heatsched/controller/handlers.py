@@ -27,6 +27,7 @@ from heatsched.controller.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
 from heatsched.controller.store import Drift, FuelPod, ResidentPod, Store
 from heatsched.extender.wire import TERMINATED_PHASES, WireError, parse_cpu_quantity, pod_cpu
 from heatsched.kube import blocking, call, post_event
+from heatsched.kubeapi import KubeApi, path
 from heatsched.models import (
     GROUP,
     HEATSITE_PLURAL,
@@ -293,8 +294,10 @@ class Operator:
         # a pod first seen on a node that already lost its country (a restart, a failover) is drift too
         return store.check_drift(uids=[uid]) if resident is not None else []
 
-    def watch_pods(self, loop: asyncio.AbstractEventLoop) -> Watch:
+    def watch_pods(self, kube: KubeApi) -> Watch:
         """Start the pod list+watch feeding pod_changed; drift found is reported off the watch's callback."""
+        loop = asyncio.get_running_loop()
+
         def apply(uid: str, body: dict[str, Any] | None) -> None:
             drifts = self.pod_changed(uid, body)
             if drifts:
@@ -305,7 +308,7 @@ class Operator:
         def extract(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             return str((obj.get("metadata") or {}).get("uid") or ""), obj
 
-        return Watch("pods", self.core.list_pod_for_all_namespaces, extract, apply, loop).start()
+        return Watch("pods", kube, path("", "v1", "pods"), extract, apply).start()
 
     async def write_demands(self, site: str, now: datetime | None = None) -> None:
         now = self.store.local_time(site, now or datetime.now(UTC))

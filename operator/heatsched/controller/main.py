@@ -28,6 +28,7 @@ from heatsched.controller.leader import Leader
 from heatsched.controller.metrics import LeaderCollector
 from heatsched.controller.metrics import registry as metrics_registry
 from heatsched.kube import api_client
+from heatsched.kubeapi import KubeApi
 from heatsched.telemetry.prometheus import PrometheusSource
 
 log = logging.getLogger("heatsched.controller")
@@ -62,7 +63,9 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         # 742 s and 533 MiB; unlimited: 37 s and 171 MiB, benchmarks/bench_operator_memory.py)
         settings.execution.max_workers = 8
         op: Operator = memo.operator
-        memo.pod_watch = op.watch_pods(asyncio.get_running_loop())
+        # its own async client: the pod watch runs on this loop, with no thread (heatsched.watch)
+        memo.kube = KubeApi.connect(os.environ.get("KUBECONFIG") or None)
+        memo.pod_watch = op.watch_pods(memo.kube)
         if cfg.audit_interval_s > 0:
             memo.audit_task = asyncio.create_task(audit_loop.run(op.store, op.core.api_client, cfg.audit_interval_s))
 
@@ -74,6 +77,9 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         watch = getattr(memo, "pod_watch", None)
         if watch is not None:
             watch.stop()
+        kube = getattr(memo, "kube", None)
+        if kube is not None:
+            await kube.close()
 
     handlers.register(registry)
     return registry

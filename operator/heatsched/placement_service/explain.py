@@ -17,6 +17,7 @@ from typing import Any
 from heatsched.placement.core import FilterResult, SiteScores
 from heatsched.placement.model import Snapshot
 
+PLACEMENT_ANNOTATION = "heatsched.io/placement"  # the opt-in annotation (--annotate-placements)
 MAX_RECORDS = 10_000
 
 

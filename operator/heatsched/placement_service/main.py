@@ -4,7 +4,9 @@ Why a process of its own: the extender and the webhook are in the path of every 
 resident pod with a preset node; they must not wait behind the controller's event loop, nor stop while it
 restarts or fails over. This process has no kopf, never reads Prometheus and never writes to the API in a
 request: its state is list+watch of HeatSites (with the status the controller writes), Nodes, Namespaces and
-Pods (watch.py), applied to a ClusterView (view.py).
+Pods (watch.py), applied to a ClusterView (view.py). It talks to the API through heatsched.kubeapi (async REST on
+aiohttp), never the kubernetes client: importing that client alone costs about 85 MiB, more than half of the 150 MiB
+a replica may use.
 
 Endpoints on --extender-port (plain HTTP; the chart's NetworkPolicy lets only the heat-aware scheduler in):
   POST /scheduler/filter, /scheduler/prioritize   the extender (extender/server.py)
@@ -24,27 +26,23 @@ import logging
 import signal
 import ssl
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from heatsched.admission.policies import HEAT_AWARE
-from heatsched.explain import PLACEMENT_ANNOTATION
 from heatsched.extender.server import make_app
 from heatsched.extender.wire import TERMINATED_PHASES, pod_cpu
-from heatsched.kube import api_client, call, post_event
+from heatsched.kubeapi import ApiError, KubeApi, path, post_event
 from heatsched.metrics import AdmissionMetrics, ExtenderMetrics
 from heatsched.models import GROUP, HEATSITE_PLURAL, VERSION
 from heatsched.placement_service import webhook
 from heatsched.placement_service.config import PlacementConfig
-from heatsched.placement_service.explain import Explanations, explain_line
+from heatsched.placement_service.explain import PLACEMENT_ANNOTATION, Explanations, explain_line
 from heatsched.placement_service.view import ClusterView
 from heatsched.watch import Watch
 
@@ -76,9 +74,8 @@ class _CacheCollector(Collector):
 
 
 class PlacementService:
-    def __init__(self, cfg: PlacementConfig, api: client.ApiClient, *, clock: Any = time.time) -> None:
+    def __init__(self, cfg: PlacementConfig, api: KubeApi, *, clock: Any = time.time) -> None:
         self.cfg, self.api = cfg, api
-        self.core, self.custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         self.view = ClusterView(clock=clock)
         self.explanations = Explanations()
         self.registry = CollectorRegistry(auto_describe=False)
@@ -130,22 +127,20 @@ class PlacementService:
         return str(meta.get("uid") or ""), (meta.get("namespace") or "", meta.get("name") or "", node, spec,
                                             spec.get("schedulerName") or "")
 
-    def start_watches(self, loop: asyncio.AbstractEventLoop) -> None:
+    def start_watches(self) -> None:
         def name(obj: dict[str, Any]) -> str:
             return str((obj.get("metadata") or {}).get("name") or "")
 
-        site_list = partial(self.custom.list_cluster_custom_object, *HEATSITES)
         self.watches = [
-            Watch("heatsites", site_list, lambda o: (name(o), o), self._site, loop),
-            Watch("nodes", self.core.list_node,
-                  lambda o: (name(o), dict((o.get("metadata") or {}).get("labels") or {})), self._node, loop),
-            Watch("namespaces", self.core.list_namespace,
+            Watch("heatsites", self.api, path(*HEATSITES), lambda o: (name(o), o), self._site),
+            Watch("nodes", self.api, path("", "v1", "nodes"),
+                  lambda o: (name(o), dict((o.get("metadata") or {}).get("labels") or {})), self._node),
+            Watch("namespaces", self.api, path("", "v1", "namespaces"),
                   lambda o: (name(o), dict((o.get("metadata") or {}).get("annotations") or {})),
-                  self.view.set_namespace, loop),
+                  self.view.set_namespace),
         ]
-        pods = Watch("pods", self.core.list_pod_for_all_namespaces, self._pod_extract,
-                     lambda k, v: self._pod(pods, k, v), loop,
-                     field_selector=BOUND_PODS)
+        pods = Watch("pods", self.api, path("", "v1", "pods"), self._pod_extract,
+                     lambda k, v: self._pod(pods, k, v), field_selector=BOUND_PODS)
         self.watches.append(pods)
         for w in self.watches:
             w.start()
@@ -166,15 +161,15 @@ class PlacementService:
         while True:
             namespace, name, record = await self._writes.get()
             if self.cfg.placement_events:
-                pod = client.V1ObjectReference(api_version="v1", kind="Pod", name=name, namespace=namespace)
-                await post_event(self.core, namespace, pod, "HeatAwarePlacement", explain_line(record),
+                pod = {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": namespace}
+                await post_event(self.api, namespace, pod, "HeatAwarePlacement", explain_line(record),
                                  name_prefix=f"{name}.placement.", component="heatsched-placement")
             if not self.cfg.annotate_placements:
                 continue
             body = {"metadata": {"annotations": {PLACEMENT_ANNOTATION: json.dumps(record, ensure_ascii=False)}}}
             try:
-                await call(self.core.patch_namespaced_pod, name, namespace, body)
-            except ApiException as exc:
+                await self.api.merge_patch(path("", "v1", "pods", name, namespace=namespace), body)
+            except ApiError as exc:
                 if exc.status != 404:
                     log.warning("cannot annotate pod %s/%s: %s", namespace, name, exc.reason)
             except Exception as exc:  # noqa: BLE001 - a timeout: the record stays served at /explain
@@ -210,7 +205,7 @@ class PlacementService:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self.start_watches(loop)
+        self.start_watches()
         runners = []
         tasks = [asyncio.create_task(self.refresh_loop()), asyncio.create_task(self.annotate_loop())]
         try:
@@ -226,7 +221,7 @@ class PlacementService:
             log.info("extender listening on %s://%s:%d/scheduler", "https" if tls else "http", self.cfg.extender_host,
                      self.cfg.extender_port)
             if self.cfg.webhook_port:
-                runners.append(await webhook.start(self.cfg, self.view, self.core, AdmissionMetrics(self.registry)))
+                runners.append(await webhook.start(self.cfg, self.view, self.api, AdmissionMetrics(self.registry)))
                 log.info("residency webhook listening on https://%s:%d", self.cfg.webhook_host, self.cfg.webhook_port)
             stop = asyncio.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -240,7 +235,8 @@ class PlacementService:
                 w.stop()
             for r in runners:
                 await r.cleanup()
+            await self.api.close()
 
 
 def run(cfg: PlacementConfig, kubeconfig_path: str | None = None) -> None:
-    asyncio.run(PlacementService(cfg, api_client(kubeconfig_path)).run())
+    asyncio.run(PlacementService(cfg, KubeApi.connect(kubeconfig_path)).run())
