@@ -192,3 +192,36 @@ def test_the_service_client_config_gets_the_handler_path():
 def test_the_policies_in_the_chart_are_the_ones_the_code_renders():
     path = ROOT / "charts" / "heatsched" / "files" / policies_cli.FILE
     assert path.read_text() == policies_cli.render(), "run `heatsched policies`"
+
+
+async def test_lookups_read_what_the_view_lacks_and_turn_api_failures_into_lookup_errors():
+    """The placement service's lookups against a real HTTP server standing in for the apiserver."""
+    from aiohttp import web
+    from heatsched.kubeapi import Credentials, KubeApi
+    from heatsched.placement_service.view import ClusterView
+    from heatsched.placement_service.webhook import lookups as service_lookups
+
+    async def node(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name == "fresh":
+            return web.json_response({"metadata": {"name": name, "labels": {COUNTRY_LABEL: "FR"}}})
+        if name == "garbled":
+            return web.Response(body=b"{not json", content_type="application/json")
+        if name == "broken":
+            return web.json_response({"reason": "InternalError", "message": "etcd"}, status=500)
+        return web.json_response({"reason": "NotFound"}, status=404)
+
+    app = web.Application()
+    app.router.add_get("/api/v1/nodes/{name}", node)
+    view = ClusterView(clock=lambda: 0.0)
+    view.set_node("known", {COUNTRY_LABEL: "DE"})
+    async with TestServer(app) as ts:
+        api = KubeApi(Credentials(str(ts.make_url("")), True))
+        look = service_lookups(view, api)
+        assert await look.node_country("known") == "DE"  # from the view, no request
+        assert await look.node_country("fresh") == "FR"
+        assert await look.node_country("absent") is None
+        for name, says in (("broken", "500 InternalError"), ("garbled", "JSONDecodeError")):
+            with pytest.raises(LookupError_, match=f"cannot read node {name}: .*{says}"):
+                await look.node_country(name)
+        await api.close()

@@ -64,7 +64,7 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         settings.execution.max_workers = 8
         op: Operator = memo.operator
         # its own async client: the pod watch runs on this loop, with no thread (heatsched.watch)
-        memo.kube = KubeApi.connect(os.environ.get("KUBECONFIG") or None)
+        memo.kube = KubeApi.connect(os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None)
         memo.pod_watch = op.watch_pods(memo.kube)
         if cfg.audit_interval_s > 0:
             memo.audit_task = asyncio.create_task(audit_loop.run(op.store, op.core.api_client, cfg.audit_interval_s))

@@ -69,7 +69,7 @@ def lookups(view: ClusterView, api: KubeApi) -> Lookups:
             return await api.get_or_none(url, timeout_s=LOOKUP_TIMEOUT_S)
         except ApiError as exc:
             raise LookupError_(f"cannot read {what}: {exc.status} {exc.reason}") from None
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # timeouts and connection errors
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:  # timeouts, connections, bad JSON
             raise LookupError_(f"cannot read {what}: {type(exc).__name__}") from None
 
     async def namespace_annotations(namespace: str) -> dict[str, str]:
