@@ -31,7 +31,7 @@ Apply = Callable[[str, Any | None], None]  # (key, kept) ; None: deleted
 LIST_TIMEOUT_S = 60.0  # per page
 WATCH_TIMEOUT_S = 300  # server-side; the client gives up after 30 s more of silence
 PAGE_SIZE = 500
-MAX_BATCH = 32  # events applied before the watch lets other tasks run
+MAX_BATCH = 4  # events applied before the watch lets other tasks run (32 gave a pinned extender p99 of 5.5 ms, 4 gave 4.7)
 
 
 class Watch:
