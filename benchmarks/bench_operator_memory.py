@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
             probe.start()
             if args.pin_placement is not None:
-                own, rest = {args.pin_placement}, set(os.sched_getaffinity(0)) - {args.pin_placement}
+                own, rest = {args.pin_placement}, cpus - {args.pin_placement}
                 pin({"placement": st.services()["placement"], "probe": probe.pid}, own)
                 pin({n: pid for n, pid in st.services().items() if n != "placement"}, rest)
                 pin({"benchmark": os.getpid()}, rest)

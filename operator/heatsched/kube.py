@@ -22,9 +22,9 @@ from kubernetes import client
 from kubernetes import config as kubeconfig
 from kubernetes.client.exceptions import ApiException
 
-from heatsched.kubeapi import event_body
+from heatsched.kubeapi import API_TIMEOUT_S, event_body
 
-API_TIMEOUT_S = 10.0
+__all__ = ["API_TIMEOUT_S", "api_client", "blocking", "call", "post_event"]
 EVENT_NAMESPACE = "default"  # Events of cluster-scoped objects (HeatSites) live there
 
 log = logging.getLogger("heatsched.operator")

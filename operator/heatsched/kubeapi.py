@@ -116,8 +116,9 @@ class KubeApi:
             await self._session.close()
 
     async def request(self, method: str, url: str, *, params: Mapping[str, str] | None = None, body: Any = None,
-                      content_type: str = "application/json", timeout_s: float | None = None) -> bytes:
-        """The answer's body (raw JSON) for a 2xx answer; ApiError otherwise."""
+                      content_type: str = "application/json", timeout_s: float | None = None) -> dict[str, Any]:
+        """The decoded answer of a 2xx answer; ApiError otherwise (orjson's ValueError for a body that is not
+        JSON)."""
         data = None if body is None else orjson.dumps(body)
         headers = {**self._headers(), "Accept": "application/json"}
         if data is not None:
@@ -128,12 +129,12 @@ class KubeApi:
             raw = await resp.read()
             if resp.status >= 300:
                 raise _api_error(resp.status, resp.reason, raw)
-            return raw
+        decoded: dict[str, Any] = orjson.loads(raw) if raw else {}
+        return decoded
 
     async def get(self, url: str, *, params: Mapping[str, str] | None = None,
                   timeout_s: float | None = None) -> dict[str, Any]:
-        decoded: dict[str, Any] = orjson.loads(await self.request("GET", url, params=params, timeout_s=timeout_s))
-        return decoded
+        return await self.request("GET", url, params=params, timeout_s=timeout_s)
 
     async def get_or_none(self, url: str, *, timeout_s: float | None = None) -> dict[str, Any] | None:
         """The object, or None when it does not exist (404)."""
@@ -145,17 +146,13 @@ class KubeApi:
             raise
 
     async def post(self, url: str, body: Any) -> dict[str, Any]:
-        decoded: dict[str, Any] = orjson.loads(await self.request("POST", url, body=body))
-        return decoded
+        return await self.request("POST", url, body=body)
 
     async def put(self, url: str, body: Any) -> dict[str, Any]:
-        decoded: dict[str, Any] = orjson.loads(await self.request("PUT", url, body=body))
-        return decoded
+        return await self.request("PUT", url, body=body)
 
     async def merge_patch(self, url: str, body: Any) -> dict[str, Any]:
-        decoded: dict[str, Any] = orjson.loads(await self.request("PATCH", url, body=body,
-                                                                  content_type="application/merge-patch+json"))
-        return decoded
+        return await self.request("PATCH", url, body=body, content_type="application/merge-patch+json")
 
     async def delete(self, url: str) -> None:
         await self.request("DELETE", url)

@@ -63,9 +63,7 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         # 742 s and 533 MiB; unlimited: 37 s and 171 MiB, benchmarks/bench_operator_memory.py)
         settings.execution.max_workers = 8
         op: Operator = memo.operator
-        # its own async client: the pod watch runs on this loop, with no thread (heatsched.watch)
-        memo.kube = KubeApi.connect(os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None)
-        memo.pod_watch = op.watch_pods(memo.kube)
+        memo.pod_watch = op.watch_pods(memo.kube)  # async client: the watch runs on this loop (heatsched.watch)
         if cfg.audit_interval_s > 0:
             memo.audit_task = asyncio.create_task(audit_loop.run(op.store, op.core.api_client, cfg.audit_interval_s))
 
@@ -77,9 +75,6 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         watch = getattr(memo, "pod_watch", None)
         if watch is not None:
             watch.stop()
-        kube = getattr(memo, "kube", None)
-        if kube is not None:
-            await kube.close()
 
     handlers.register(registry)
     return registry
@@ -114,7 +109,7 @@ async def _serve(cfg: OperatorConfig, op: Operator, leader: Leader | None) -> we
     return runner
 
 
-async def _main(cfg: OperatorConfig, api: client.ApiClient) -> int:
+async def _main(cfg: OperatorConfig, api: client.ApiClient, kube: KubeApi) -> int:
     op = Operator(cfg, PrometheusSource(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s,
                                         verify=cfg.prometheus_verify), api)
     leader = None
@@ -136,7 +131,7 @@ async def _main(cfg: OperatorConfig, api: client.ApiClient) -> int:
                 acquired.cancel()
                 return 0
             stopping.cancel()
-        tasks = {asyncio.create_task(kopf.operator(registry=build_registry(cfg), memo=kopf.Memo(operator=op),
+        tasks = {asyncio.create_task(kopf.operator(registry=build_registry(cfg), memo=kopf.Memo(operator=op, kube=kube),
                                                    clusterwide=True, standalone=True, stop_flag=stop))}
         holder = asyncio.create_task(leader.hold()) if leader is not None else None
         if holder is not None:
@@ -153,9 +148,10 @@ async def _main(cfg: OperatorConfig, api: client.ApiClient) -> int:
             await leader.release()
         if runner is not None:
             await runner.cleanup()
+        await kube.close()
 
 
 def run(cfg: OperatorConfig, kubeconfig_path: str | None = None) -> int:
     if kubeconfig_path:
         os.environ["KUBECONFIG"] = kubeconfig_path  # kopf's own login reads it too
-    return asyncio.run(_main(cfg, api_client(kubeconfig_path)))
+    return asyncio.run(_main(cfg, api_client(kubeconfig_path), KubeApi.connect(kubeconfig_path)))
