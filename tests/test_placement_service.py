@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import yaml
-from heatsched.controller.leader import free
 from heatsched.placement.core import SiteScores
 from heatsched.placement.model import COUNTRY_LABEL, SITE_LABEL, ThermalState
 from heatsched.placement_service.explain import Explanations
@@ -101,18 +100,6 @@ def test_a_placement_record_is_made_when_a_scored_pod_binds():
     for i in range(5):
         ex.remember_scores(f"x{i}", "t/x", SiteScores([], {}, None))
     assert len(ex.scored) == 2  # bounded
-
-
-def lease(holder, renewed, duration=15):
-    return SimpleNamespace(spec=SimpleNamespace(holder_identity=holder, renew_time=renewed, acquire_time=renewed,
-                                                lease_duration_seconds=duration))
-
-
-def test_a_lease_is_free_only_when_unheld_ours_or_expired():
-    assert free(lease(None, None), "me", NOW)
-    assert free(lease("me", NOW), "me", NOW)
-    assert not free(lease("other", NOW - timedelta(seconds=10)), "me", NOW)
-    assert free(lease("other", NOW - timedelta(seconds=16)), "me", NOW)
 
 
 def test_a_placement_event_says_where_the_pod_landed_and_why():

@@ -2,15 +2,23 @@
 
 Why our own and not kopf peering: peering pauses handlers but every replica still watches and keeps its daemons'
 state; a Lease taken *before* kopf starts means a standby makes no API call but the Lease's, and the holder is
-the only writer of status, labels and fuel pods. Crash-only: a holder that cannot renew within the lease
-duration stops (exit 1) instead of risking a second writer; its Deployment restarts it as a standby.
+the only writer of status, labels and fuel pods. Crash-only: a holder that cannot renew within the renew
+deadline stops (exit 1) instead of risking a second writer; its Deployment restarts it as a standby.
 
-    acquire: the Lease is free (no holder, or renewTime + leaseDurationSeconds < now) -> write our identity with
-             the Lease's resourceVersion (optimistic: two standbys racing, one update wins, the other gets 409)
-    renew:   every RENEW_S while holding; after DURATION_S without a successful renew, give up
+    acquire: the Lease is free (no holder, ours, or the holder's record unchanged for leaseDurationSeconds as
+             timed by *this* replica's clock) -> write our identity with the Lease's resourceVersion
+             (optimistic: two standbys racing, one update wins, the other gets 409)
+    renew:   every renew_s while holding; give up when no renewal that *started* within the last
+             renew_deadline_s (duration_s - renew_s) has succeeded; a hanging renewal is cut at that deadline
 
-Failover time: at most DURATION_S after the holder died (SIGKILL), plus one RETRY_S and the controller's start-up;
-about RETRY_S after a clean stop (SIGTERM), which releases the Lease.
+Why expiry is timed locally, as client-go's leader election does: renewTime is the holder's wall clock, and a
+standby comparing it with its own would take the Lease early by the clocks' skew. A standby that sees the
+record change at t takes it at t + duration_s at the earliest, by when the holder (whose last successful
+renewal started before that change) has stopped, deadline_s < duration_s later. A replica that starts while an
+abandoned Lease is already old still waits one duration_s: the price of not trusting another node's clock.
+
+Failover time: at most duration_s (15 s) after the holder's last renewal, plus one retry_s (2 s) and the
+controller's start-up; about retry_s after a clean stop (SIGTERM), which releases the Lease.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +36,7 @@ from kubernetes.client.exceptions import ApiException
 from heatsched.kube import call
 
 log = logging.getLogger("heatsched.leader")
-DURATION_S = 15
+DURATION_S = 15.0
 RENEW_S = 3.0
 RETRY_S = 2.0
 
@@ -36,24 +45,37 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def free(lease: Any, identity: str, now: datetime) -> bool:
-    """Whether `identity` may take `lease` (a V1Lease) at `now`."""
-    spec = lease.spec
-    if spec is None or not spec.holder_identity or spec.holder_identity == identity:
-        return True
-    renewed = spec.renew_time or spec.acquire_time
-    if renewed is None:
-        return True
-    if renewed.tzinfo is None:
-        renewed = renewed.replace(tzinfo=UTC)
-    duration = float(spec.lease_duration_seconds or DURATION_S)
-    return bool((now - renewed).total_seconds() > duration)
+class LeaseObserver:
+    """Whether a Lease may be taken, timed by the local monotonic clock only (see the module docstring)."""
+
+    def __init__(self, identity: str, clock: Callable[[], float] = time.monotonic,
+                 default_duration_s: float = DURATION_S) -> None:
+        self.identity, self.clock, self.default_duration_s = identity, clock, default_duration_s
+        self._seen: tuple[tuple[Any, ...], float] | None = None  # (holder's record, when it was first seen)
+
+    def free(self, lease: Any) -> bool:
+        """Whether `self.identity` may take `lease` (a V1Lease) now."""
+        spec = lease.spec
+        if spec is None or not spec.holder_identity or spec.holder_identity == self.identity:
+            return True
+        record = (spec.holder_identity, spec.renew_time, spec.acquire_time, spec.lease_transitions)
+        now = self.clock()
+        if self._seen is None or self._seen[0] != record:
+            self._seen = (record, now)
+        duration = float(spec.lease_duration_seconds or self.default_duration_s)
+        return now - self._seen[1] > duration
 
 
 class Leader:
-    def __init__(self, api: client.ApiClient, namespace: str, name: str, identity: str) -> None:
-        self.coordination = client.CoordinationV1Api(api)
+    def __init__(self, coordination: client.CoordinationV1Api, namespace: str, name: str, identity: str, *,
+                 duration_s: float = DURATION_S, renew_s: float = RENEW_S, retry_s: float = RETRY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 < renew_s < duration_s:
+            raise ValueError(f"renew_s must be within (0, duration_s), got {renew_s} and {duration_s}")
+        self.coordination = coordination
         self.namespace, self.name, self.identity = namespace, name, identity
+        self.duration_s, self.renew_s, self.retry_s, self.clock = duration_s, renew_s, retry_s, clock
+        self.observer = LeaseObserver(identity, clock, duration_s)
         self.leading = False
 
     async def _try(self) -> bool:
@@ -64,7 +86,8 @@ class Leader:
             if exc.status != 404:
                 raise
             body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
-                                  spec=client.V1LeaseSpec(holder_identity=self.identity, lease_duration_seconds=DURATION_S,
+                                  spec=client.V1LeaseSpec(holder_identity=self.identity,
+                                                          lease_duration_seconds=round(self.duration_s),
                                                           acquire_time=now, renew_time=now, lease_transitions=0))
             try:
                 await call(self.coordination.create_namespaced_lease, self.namespace, body)
@@ -73,13 +96,14 @@ class Leader:
                 if exc2.status == 409:
                     return False
                 raise
-        if not free(lease, self.identity, now):
+        if not self.observer.free(lease):
             return False
         spec = lease.spec or client.V1LeaseSpec()
         if spec.holder_identity != self.identity:
             spec.acquire_time = now
             spec.lease_transitions = (spec.lease_transitions or 0) + 1
-        spec.holder_identity, spec.renew_time, spec.lease_duration_seconds = self.identity, now, DURATION_S
+        spec.holder_identity, spec.renew_time = self.identity, now
+        spec.lease_duration_seconds = round(self.duration_s)
         lease.spec = spec
         try:
             await call(self.coordination.replace_namespaced_lease, self.name, self.namespace, lease)
@@ -102,24 +126,31 @@ class Leader:
             if not logged:
                 log.info("standby: lease %s/%s is held by another controller", self.namespace, self.name)
                 logged = True
-            await asyncio.sleep(RETRY_S)
+            await asyncio.sleep(self.retry_s)
 
     async def hold(self) -> None:
-        """Renew until a renewal has failed for DURATION_S; then return (the caller must stop writing)."""
-        last = time.monotonic()
+        """Renew every renew_s; return (the caller must stop writing) when the Lease was taken over or when no
+        renewal started within the last duration_s - renew_s has succeeded."""
+        deadline_s = self.duration_s - self.renew_s
+        last = self.clock()
         while True:
-            await asyncio.sleep(RENEW_S)
+            await asyncio.sleep(self.renew_s)
+            started = self.clock()
+            left = last + deadline_s - started
+            if left <= 0:
+                log.error("leader election: no renewal for %.0f s", deadline_s)
+                break
             try:
-                if await self._try():
-                    last = time.monotonic()
+                if await asyncio.wait_for(self._try(), timeout=left):
+                    last = started  # the write happened after this, so a standby's count starts later
                     continue
                 log.error("leader election: the lease was taken over")
                 break
+            except TimeoutError:
+                log.error("leader election: a renewal did not finish within the %.0f s deadline", deadline_s)
+                break
             except Exception as exc:  # noqa: BLE001
                 log.warning("leader election: cannot renew: %s: %s", type(exc).__name__, exc)
-            if time.monotonic() - last > DURATION_S - RENEW_S:
-                log.error("leader election: no renewal for %d s", DURATION_S)
-                break
         self._set(False)
 
     async def release(self) -> None:

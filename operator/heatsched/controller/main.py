@@ -115,7 +115,7 @@ async def _main(cfg: OperatorConfig, api: client.ApiClient, kube: KubeApi) -> in
     leader = None
     if cfg.leader_election:
         identity = f"{socket.gethostname()}-{os.getpid()}"
-        leader = Leader(api, cfg.leader_election_namespace or _in_cluster_namespace(), cfg.leader_election_lease,
+        leader = Leader(client.CoordinationV1Api(api), cfg.leader_election_namespace or _in_cluster_namespace(), cfg.leader_election_lease,
                         identity)
     runner = await _serve(cfg, op, leader)
     stop = asyncio.Event()
