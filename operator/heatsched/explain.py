@@ -79,14 +79,12 @@ def render(pod: Any, events: Iterable[Any], record: str | None = None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kubernetes import client, config
+    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    api = config.new_client_from_config(args.kubeconfig) if args.kubeconfig else None
-    if api is None:
-        config.load_kube_config()
-        api = client.ApiClient()
-    core = client.CoreV1Api(api)
+    from heatsched.kube import api_client
+
+    core = client.CoreV1Api(api_client(args.kubeconfig))  # every call with a timeout
     try:
         pod: Any = core.read_namespaced_pod(args.pod, args.namespace)  # the models type every field Optional
     except ApiException as exc:

@@ -24,22 +24,38 @@ from kubernetes.client.exceptions import ApiException
 
 from heatsched.kubeapi import API_TIMEOUT_S, event_body
 
-__all__ = ["API_TIMEOUT_S", "api_client", "blocking", "call", "post_event"]
+__all__ = ["API_TIMEOUT_S", "api_client", "blocking", "call", "post_event", "with_timeout"]
 EVENT_NAMESPACE = "default"  # Events of cluster-scoped objects (HeatSites) live there
 
 log = logging.getLogger("heatsched.operator")
 
 
-def api_client(kubeconfig_path: str | None) -> client.ApiClient:
-    """A client for `kubeconfig_path`, else in-cluster, else ~/.kube/config."""
+def api_client(kubeconfig_path: str | None, *, timeout_s: float = API_TIMEOUT_S) -> client.ApiClient:
+    """A client for `kubeconfig_path`, else in-cluster, else ~/.kube/config; every call through it has a
+    request timeout (`with_timeout`)."""
     if kubeconfig_path:
         made: client.ApiClient = kubeconfig.new_client_from_config(kubeconfig_path)
-        return made
+        return with_timeout(made, timeout_s)
     try:
         kubeconfig.load_incluster_config()
     except kubeconfig.ConfigException:
         kubeconfig.load_kube_config()
-    return client.ApiClient()
+    return with_timeout(client.ApiClient(), timeout_s)
+
+
+def with_timeout(api: client.ApiClient, timeout_s: float = API_TIMEOUT_S) -> client.ApiClient:
+    """Give every call through `api` a request timeout of `timeout_s` unless the call passes its own.
+
+    Why: the kubernetes client waits forever by default, and the CLIs (explain, the demo) make plain calls;
+    one default here is harder to forget than a `_request_timeout` on every call."""
+    request = api.request
+
+    def timed(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, _request_timeout=timeout_s if _request_timeout is None else _request_timeout,
+                       **kwargs)
+
+    api.request = timed
+    return api
 
 
 IO_THREADS = 8

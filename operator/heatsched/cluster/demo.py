@@ -66,7 +66,7 @@ class Demo:
 
     # ---- set-up --------------------------------------------------------------------------------------
     def up(self) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
         from heatsched.cluster.controlplane import ControlPlane
         from heatsched.cluster.heatsched import Heatsched
@@ -75,18 +75,19 @@ class Demo:
         from heatsched.cluster.prometheus import PrometheusServer
         from heatsched.cluster.toolchain import Toolchain
         from heatsched.controller.fuel import priority_class
+        from heatsched.kube import api_client
         from heatsched.models import HeatSite, load_manifest
 
         root = _examples()
         cp = self.cp = ControlPlane(name="demo").up()
-        self.api = config.new_client_from_config(str(cp.kubeconfig))
+        self.api = api_client(str(cp.kubeconfig))  # every call with a timeout
         self.core, self.custom = client.CoreV1Api(self.api), client.CustomObjectsApi(self.api)
         version = client.VersionApi(self.api).get_code().git_version
         self.say(f"control plane up: kube-apiserver {version}, kube-scheduler x2 (default, heat-aware), kwok")
         kubectl = str(Toolchain.discover().path("kubectl"))
         def run(*a: str) -> None:
-            subprocess.run([kubectl, f"--kubeconfig={cp.kubeconfig}", *a], check=True, capture_output=True,
-                           text=True)
+            subprocess.run([kubectl, f"--kubeconfig={cp.kubeconfig}", "--request-timeout=30s", *a], check=True,
+                           capture_output=True, text=True, timeout=120)
         run("apply", "-f", str(root / "crds"))
         run("apply", "-f", str(root / "charts" / "heatsched" / "files" / "residency-policies.yaml"))
         run("wait", "--for=condition=Established", "crd/heatsites.heatsched.io", "crd/thermaldemands.heatsched.io")
