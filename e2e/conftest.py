@@ -65,10 +65,10 @@ def cluster(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def api(cluster):
-    """A kubernetes ApiClient for the cluster's admin."""
-    from kubernetes import config
+    """A kubernetes ApiClient for the cluster's admin; every call has a timeout (heatsched.kube.with_timeout)."""
+    from heatsched.kube import api_client
 
-    return config.new_client_from_config(str(cluster.kubeconfig))
+    return api_client(str(cluster.kubeconfig), timeout_s=30)
 
 
 @pytest.fixture

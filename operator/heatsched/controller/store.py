@@ -1,14 +1,15 @@
-"""The operator's in-memory picture of the cluster, and the placement snapshot built from it.
+"""The controller's in-memory picture of the cluster: what its status writes, labels and fuel decisions read.
 
-Why: kube-scheduler asks the extender about every pod, many times a second; the answer must come from
-memory. kopf handlers feed this store (sites, demands, node labels, bound pods, readings); the extender
-and the webhook only read `store.snapshot`. Everything runs on the operator's one event loop, so there are
-no locks; Prometheus is read elsewhere (off the loop) and only its results land here.
+Why: the controller is the one writer (docs/operator.md). kopf handlers feed this store (sites, demands, node
+labels) and the controller's own pod watch feeds the bound pods; Prometheus is read elsewhere (off the loop)
+and only its results land here. Everything runs on the controller's one event loop, so there are no locks.
+The placement service does not read this store: it builds its own view (placement_service/view.py) from
+watches of what the controller writes.
 
-Heat charged by recent bindings: a pod bound to a site after the site's view was computed adds its
-estimated IT power to `snapshot.pending_kw[site]` (pod CPU × the site's watts per CPU ÷ 1000); the next
-refresh recomputes the site's IT load from every bound pod and clears the charge. So a burst of pods does
-not all pile onto the coldest site before its temperature moves.
+`snapshot` holds the placement core's model of the sites and nodes (the same SiteView the status is written
+from), so the controller's status, its metrics and `heatsched explain` describe a site exactly as the core
+scores it. The heat charged by recent bindings (pending_kw) is the placement service's concern and stays
+empty here.
 
 Node membership: a node belongs to the sites whose spec selects it. Exactly one site → the node gets the
 site and country labels; none → no labels; two or more → a conflict: no country label (residency fails
@@ -160,7 +161,6 @@ class Store:
         self.readings.pop(name, None)
         self.reading_errors.pop(name, None)
         self.snapshot.sites.pop(name, None)
-        self.snapshot.pending_kw.pop(name, None)
         self._reclaim()
 
     def _reclaim(self) -> None:
@@ -184,25 +184,18 @@ class Store:
         else:
             pods[uid] = pod
 
-    def set_pod(self, uid: str, node: str | None, cpu: float, terminated: bool) -> str | None:
-        """Track a tenant pod; returns the site it was newly bound to (to charge and explain), else None."""
+    def set_pod(self, uid: str, node: str | None, cpu: float, terminated: bool) -> None:
+        """Track a tenant pod's binding and CPU (the IT load of the next status write)."""
         old = self.pods.get(uid)
         if node is None or terminated:
             self.delete_pod(uid)
-            return None
+            return
         if old is not None and old.node == node:
-            return None
+            return
         if old is not None:
             self.delete_pod(uid)
         self.pods[uid] = BoundPod(node, cpu)
         self.node_cpu[node] = self.node_cpu.get(node, 0.0) + cpu
-        site = self.snapshot.nodes.get(node)
-        if site is None or site.site is None or site.site not in self.sites:
-            return None
-        name = site.site
-        kw = cpu * self.sites[name].spec.power.watts_per_cpu / 1000.0
-        self.snapshot.pending_kw[name] = self.snapshot.pending_kw.get(name, 0.0) + kw
-        return name
 
     def set_resident(self, uid: str, pod: ResidentPod | None) -> None:
         """Track a bound pod with a residency (None: it is gone, unbound or not resident)."""
@@ -301,7 +294,7 @@ class Store:
         return total
 
     def refresh_site(self, name: str, now: datetime | None = None) -> SiteView:
-        """Recompute a site's view from its latest reading; clears the heat charged by recent bindings."""
+        """Recompute a site's view from its latest reading, demand and bound pods."""
         now = now or datetime.fromtimestamp(self.clock(), tz=UTC)
         site = self.sites[name]
         view = site_view(site.spec, name, self.readings.get(name), now,
@@ -310,6 +303,5 @@ class Store:
             reason, message = self.reading_errors[name]
             view = replace(view, reason=f"{reason}: {message}"[:1024])
         self.snapshot.sites[name] = view
-        self.snapshot.pending_kw[name] = 0.0
         return view
 

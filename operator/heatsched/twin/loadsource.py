@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from heatsched.extender.wire import V1Pod
+from heatsched.kubeapi import API_TIMEOUT_S
 from heatsched.placement.model import FUEL_SITE_LABEL, SITE_LABEL
 from heatsched.twin.sites import SiteConfig
 
@@ -140,11 +141,12 @@ class KubernetesLoadSource:
     def refresh(self) -> bool:
         """Poll once; on any API or decoding error keep the last value, log, and return False."""
         try:
-            nodes = _items(self._api.list_node(_preload_content=False))
+            nodes = _items(self._api.list_node(_preload_content=False, _request_timeout=API_TIMEOUT_S))
             pods = _items(
                 self._api.list_pod_for_all_namespaces(
                     field_selector="spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed",
                     _preload_content=False,
+                    _request_timeout=API_TIMEOUT_S,
                 )
             )
             node_site = node_sites(
