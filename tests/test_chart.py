@@ -92,6 +92,12 @@ def grants(objs: list[dict], kind: str, name: str) -> set[tuple]:
 
 
 # ---- lint and sources of truth -------------------------------------------------------------------------
+def test_a_cluster_older_than_1_36_is_refused_before_anything_is_installed():
+    out = run_helm("template", RELEASE, str(CHART), "--kube-version", "v1.35.2")
+    assert out.returncode != 0
+    assert "v1.35.2" in out.stderr and ">=1.36.0-0" in out.stderr, out.stderr
+
+
 def test_helm_lint_is_clean():
     out = run_helm("lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION)
     assert out.returncode == 0, out.stdout + out.stderr
