@@ -1,54 +1,54 @@
 """The controller's Lease election (controller/leader.py): one holder, expiry timed by the standby's own clock,
-and a holder that stops before anyone else may take over. The Lease API is a fake with the apiserver's
-optimistic concurrency (resourceVersion, 409 on a stale write, 404 on a missing Lease)."""
+and a holder that stops before anyone else may take over. The Lease API is a fake KubeApi with the
+apiserver's optimistic concurrency (resourceVersion, 409 on a stale write, 404 on a missing Lease)."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import threading
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from heatsched.controller.leader import Leader, LeaseObserver
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from heatsched.kubeapi import ApiError
+
+URL = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/l"
 
 
 class FakeLeases:
-    """One namespace's Leases, with resourceVersion checks like the apiserver's."""
+    """The KubeApi calls Leader makes, on one namespace's Leases, checked like the apiserver checks them."""
 
     def __init__(self) -> None:
-        self.leases: dict[str, client.V1Lease] = {}
+        self.leases: dict[str, dict[str, Any]] = {}
         self.version = 0
-        self.hang = threading.Event()  # set: replace blocks until released
-        self.release = threading.Event()
+        self.hang: asyncio.Event | None = None  # set: PUTs wait on it (an apiserver that stopped answering)
         self.writes = 0
 
-    def read_namespaced_lease(self, name: str, namespace: str, _request_timeout: float) -> client.V1Lease:
-        if name not in self.leases:
-            raise ApiException(status=404, reason="Not Found")
-        return copy.deepcopy(self.leases[name])
+    async def get_or_none(self, url: str) -> dict[str, Any] | None:
+        found = copy.deepcopy(self.leases.get(url))
+        await asyncio.sleep(0)  # let a concurrent caller read the same version
+        return found
 
-    def create_namespaced_lease(self, namespace: str, body: client.V1Lease, _request_timeout: float) -> None:
-        if body.metadata.name in self.leases:
-            raise ApiException(status=409, reason="AlreadyExists")
-        self._store(body)
+    async def post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = f"{url}/{body['metadata']['name']}"
+        if name in self.leases:
+            raise ApiError(409, "AlreadyExists")
+        return self._store(name, body)
 
-    def replace_namespaced_lease(self, name: str, namespace: str, body: client.V1Lease,
-                                 _request_timeout: float) -> None:
-        if self.hang.is_set():
-            self.release.wait(5)
-        if body.metadata.resource_version != self.leases[name].metadata.resource_version:
-            raise ApiException(status=409, reason="Conflict")
-        self._store(body)
+    async def put(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.hang is not None:
+            await self.hang.wait()
+        if body["metadata"].get("resourceVersion") != self.leases[url]["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict")
+        return self._store(url, body)
 
-    def _store(self, body: client.V1Lease) -> None:
+    def _store(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         self.version += 1
         self.writes += 1
         body = copy.deepcopy(body)
-        body.metadata.resource_version = str(self.version)
-        self.leases[body.metadata.name] = body
+        body["metadata"]["resourceVersion"] = str(self.version)
+        self.leases[url] = body
+        return body
 
 
 class Clock:
@@ -59,26 +59,28 @@ class Clock:
         return self.t
 
 
-def holder_lease(holder: str | None, renewed: datetime, transitions: int = 0) -> client.V1Lease:
-    return client.V1Lease(metadata=client.V1ObjectMeta(name="l", namespace="ns", resource_version="1"),
-                          spec=client.V1LeaseSpec(holder_identity=holder, renew_time=renewed, acquire_time=renewed,
-                                                  lease_duration_seconds=15, lease_transitions=transitions))
+def holder_lease(holder: str | None, renewed: str, transitions: int = 0) -> dict[str, Any]:
+    return {"metadata": {"name": "l", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"holderIdentity": holder, "renewTime": renewed, "acquireTime": renewed,
+                     "leaseDurationSeconds": 15, "leaseTransitions": transitions}}
 
 
-NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+def at(seconds: int) -> str:
+    """A MicroTime `seconds` after 08:00:00 on a fixed day."""
+    return f"2026-12-02T08:{seconds // 60:02d}:{seconds % 60:02d}.000000Z"
 
 
 def test_a_lease_is_free_when_unheld_or_ours():
     observer = LeaseObserver("me", Clock())
-    assert observer.free(holder_lease(None, NOW))
-    assert observer.free(holder_lease("me", NOW))
-    assert observer.free(client.V1Lease(spec=None))
+    assert observer.free(holder_lease(None, at(0)))
+    assert observer.free(holder_lease("me", at(0)))
+    assert observer.free({"metadata": {"name": "l"}})
 
 
 def test_a_held_lease_is_free_only_after_its_record_stayed_unchanged_for_the_duration_on_our_clock():
     clock = Clock()
     observer = LeaseObserver("me", clock)
-    old = holder_lease("other", NOW - timedelta(hours=3))  # renewTime far in the past: skew, or a dead holder
+    old = holder_lease("other", "2026-12-02T05:00:00.000000Z")  # hours ago: skew, or a dead holder
     assert not observer.free(old)  # first sight: the count starts now, whatever renewTime says
     clock.t += 14.9
     assert not observer.free(old)
@@ -90,39 +92,51 @@ def test_a_holder_that_keeps_renewing_is_never_taken_over_even_with_a_clock_far_
     clock = Clock()
     observer = LeaseObserver("me", clock)
     for i in range(20):  # the holder's clock is an hour behind, but it renews every 3 s
-        assert not observer.free(holder_lease("other", NOW - timedelta(hours=1) + timedelta(seconds=3 * i)))
+        assert not observer.free(holder_lease("other", at(3 * i)))  # its clock says 08:00, ours any time
         clock.t += 3
 
 
 def test_a_new_holder_restarts_the_count():
     clock = Clock()
     observer = LeaseObserver("me", clock)
-    assert not observer.free(holder_lease("a", NOW))
+    assert not observer.free(holder_lease("a", at(0)))
     clock.t += 14
-    assert not observer.free(holder_lease("b", NOW, transitions=1))  # another holder took it meanwhile
+    assert not observer.free(holder_lease("b", at(0), transitions=1))  # another holder took it meanwhile
     clock.t += 14
-    assert not observer.free(holder_lease("b", NOW, transitions=1))
+    assert not observer.free(holder_lease("b", at(0), transitions=1))
     clock.t += 2
-    assert observer.free(holder_lease("b", NOW, transitions=1))
+    assert observer.free(holder_lease("b", at(0), transitions=1))
 
 
-def test_two_standbys_racing_for_a_free_lease_make_exactly_one_holder():
+def test_two_standbys_creating_the_lease_at_once_make_exactly_one_holder():
     leases = FakeLeases()
 
     async def race() -> list[bool]:
         a, b = (Leader(leases, "ns", "l", name) for name in ("a", "b"))  # type: ignore[arg-type]
-        first = await a._try()
-        second = await b._try()  # the Lease exists now and is held by a
-        return [first, second]
+        return list(await asyncio.gather(a._try(), b._try()))  # both read "no Lease", both create it
 
-    assert asyncio.run(race()) == [True, False]
-    assert leases.leases["l"].spec.holder_identity == "a"
+    assert sorted(asyncio.run(race())) == [False, True]
+    assert leases.writes == 1
 
-    stale = leases.read_namespaced_lease("l", "ns", _request_timeout=1)
-    leases.replace_namespaced_lease("l", "ns", copy.deepcopy(stale), _request_timeout=1)  # a renews
-    with pytest.raises(ApiException) as conflict:  # a standby writing over the version it read is refused
-        leases.replace_namespaced_lease("l", "ns", stale, _request_timeout=1)
-    assert conflict.value.status == 409
+
+def test_a_standby_whose_write_lost_the_race_is_not_the_holder():
+    leases = FakeLeases()
+    leases.leases[URL], leases.version = holder_lease(None, at(0)), 1  # free, at version 1
+
+    async def scenario() -> bool:
+        a, b = (Leader(leases, "ns", "l", name) for name in ("a", "b"))  # type: ignore[arg-type]
+        real_put = leases.put
+
+        async def b_writes_first(url: str, body: dict[str, Any]) -> dict[str, Any]:
+            leases.put = real_put  # type: ignore[method-assign]
+            assert await b._try()  # b reads version 1 and writes version 2 ...
+            return await real_put(url, body)  # ... before a's write of version 1 lands
+
+        leases.put = b_writes_first  # type: ignore[method-assign]
+        return await a._try()
+
+    assert asyncio.run(scenario()) is False
+    assert leases.leases[URL]["spec"]["holderIdentity"] == "b"
 
 
 def test_a_standby_takes_a_dead_holders_lease_one_duration_after_it_last_changed():
@@ -139,8 +153,8 @@ def test_a_standby_takes_a_dead_holders_lease_one_duration_after_it_last_changed
         assert await standby._try()
 
     asyncio.run(scenario())
-    spec = leases.leases["l"].spec
-    assert (spec.holder_identity, spec.lease_transitions) == ("standby", 1)
+    spec = leases.leases[URL]["spec"]
+    assert (spec["holderIdentity"], spec["leaseTransitions"]) == ("standby", 1)
 
 
 def test_a_holder_whose_renewal_hangs_stops_within_the_renew_deadline():
@@ -150,18 +164,28 @@ def test_a_holder_whose_renewal_hangs_stops_within_the_renew_deadline():
         leader = Leader(leases, "ns", "l", "me", duration_s=0.6, renew_s=0.1, retry_s=0.05)  # type: ignore[arg-type]
         await leader.acquire()
         assert leader.leading
-        leases.hang.set()  # the apiserver stops answering renewals
+        leases.hang = asyncio.Event()  # the apiserver stops answering renewals
         loop = asyncio.get_running_loop()
         start = loop.time()
         await asyncio.wait_for(leader.hold(), timeout=5)
         assert not leader.leading
         return loop.time() - start
 
-    try:
-        took = asyncio.run(scenario())
-    finally:
-        leases.release.set()
-    assert took < 0.6  # the deadline is duration_s - renew_s = 0.5 s after the last renewal started
+    assert asyncio.run(scenario()) < 0.6  # the deadline is duration_s - renew_s = 0.5 s after the last renewal
+
+
+def test_a_clean_stop_releases_the_lease_for_a_standby_to_take_at_once():
+    leases = FakeLeases()
+
+    async def scenario() -> bool:
+        holder = Leader(leases, "ns", "l", "holder")  # type: ignore[arg-type]
+        await holder.acquire()
+        await holder.release()
+        standby = Leader(leases, "ns", "l", "standby", clock=Clock())  # type: ignore[arg-type]
+        return await standby._try()
+
+    assert asyncio.run(scenario())
+    assert leases.leases[URL]["spec"]["holderIdentity"] == "standby"
 
 
 def test_a_holder_that_renews_stays_leader():

@@ -138,3 +138,20 @@ def test_the_placement_service_runs_without_the_kubernetes_client() -> None:
     loaded = set(out.stdout.split())
     assert "heatsched.kubeapi" in loaded
     assert {m for m in loaded if m == "kubernetes" or m.startswith(("kubernetes.", "kopf"))} == set()
+
+
+def test_the_controller_runs_without_the_kubernetes_client() -> None:
+    """It talks to the API through heatsched.kubeapi; kopf would import the client (about 50 MiB) only to know its
+    model classes, so the entrypoint hides it, and kopf, the handlers and the Lease still load and run."""
+    code = (
+        "import sys\n"
+        "from heatsched.controller.cli import without_kubernetes_client\n"
+        "without_kubernetes_client()\n"
+        "import kopf, heatsched.controller.main\n"
+        "heatsched.controller.main.build_registry(heatsched.controller.main.OperatorConfig())\n"
+        "print('\\n'.join(sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded = set(out.stdout.split())
+    assert {"kopf", "heatsched.kubeapi", "heatsched.controller.leader", "heatsched.controller.handlers"} <= loaded
+    assert {m for m in loaded if m.startswith("kubernetes.")} == set()

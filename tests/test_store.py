@@ -128,12 +128,12 @@ async def test_thermaldemand_status_reads_profiles_in_the_sites_local_time_like_
 
     written = {}
 
-    class Custom:
-        def patch_cluster_custom_object_status(self, group, version, plural, name, body, **_):
-            written[name] = body["status"]
+    class Kube:  # the one KubeApi call write_demands makes
+        async def merge_patch(self, url, body):
+            assert url.startswith("/apis/heatsched.io/v1alpha1/thermaldemands/") and url.endswith("/status")
+            written[url.split("/")[-2]] = body["status"]
 
-    op = Operator(OperatorConfig(), source=SimpleNamespace(), api=None, store=store)
-    op.custom = Custom()
+    op = Operator(OperatorConfig(), source=SimpleNamespace(), kube=Kube(), store=store)
     site = "frankfurt-office"
     demands = [d for d in store.demands.values() if d.spec.site_ref == site and d.spec.profile is not None]
     assert demands

@@ -97,17 +97,10 @@ def test_prometheus_tls_is_verified_unless_explicitly_turned_off():
     assert PrometheusSource("https://prom.example", verify=False)._prom._session.verify is False
 
 
-async def test_every_kubernetes_call_carries_a_timeout_and_runs_off_the_default_executor():
+async def test_blocking_calls_run_in_the_controllers_own_pool_not_the_default_executor():
     import threading
 
-    from heatsched.kube import API_TIMEOUT_S, call
+    from heatsched.offloop import blocking
 
-    seen = {}
-
-    def api_method(name, _request_timeout=None):
-        seen.update(name=name, timeout=_request_timeout, thread=threading.current_thread().name)
-        return name
-    assert await call(api_method, "n1") == "n1"
-    assert seen["timeout"] == API_TIMEOUT_S and seen["thread"].startswith("heatsched-io")
-    await call(api_method, "n2", _request_timeout=3)
-    assert seen["timeout"] == 3
+    assert await blocking(lambda: threading.current_thread().name) != threading.current_thread().name
+    assert (await blocking(lambda: threading.current_thread().name)).startswith("heatsched-io")

@@ -154,8 +154,9 @@ class KubeApi:
     async def merge_patch(self, url: str, body: Any) -> dict[str, Any]:
         return await self.request("PATCH", url, body=body, content_type="application/merge-patch+json")
 
-    async def delete(self, url: str) -> None:
-        await self.request("DELETE", url)
+    async def delete(self, url: str, *, grace_period_s: int | None = None) -> None:
+        params = None if grace_period_s is None else {"gracePeriodSeconds": str(grace_period_s)}
+        await self.request("DELETE", url, params=params)
 
     async def stream(self, url: str, params: Mapping[str, str], *, read_timeout_s: float) -> AsyncIterator[bytes]:
         """Lines of a watch answer, as they come. `read_timeout_s` bounds the silence between two chunks (the
@@ -268,6 +269,9 @@ def _load_client_cert(tls: ssl.SSLContext, cert: bytes, key: bytes) -> None:
 
 
 # ---- Events -----------------------------------------------------------------------------------------------
+EVENT_NAMESPACE = "default"  # Events about cluster-scoped objects (HeatSites) live there
+
+
 def event_body(involved: Mapping[str, Any], reason: str, message: str, *, type_: str = "Normal",
                name_prefix: str | None = None, component: str) -> dict[str, Any]:
     """A core/v1 Event about `involved` (an ObjectReference as JSON), the message cut to the API's 1 024 bytes."""

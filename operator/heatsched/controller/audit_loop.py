@@ -13,10 +13,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-import orjson
-from kubernetes import client
-
-from heatsched.kube import API_TIMEOUT_S, blocking
+from heatsched.kubeapi import KubeApi, path
 from heatsched.placement.audit import audit
 from heatsched.placement.model import COUNTRY_LABEL
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, format_residency
@@ -24,9 +21,8 @@ from heatsched.placement.residency import RESIDENCY_ANNOTATION, format_residency
 log = logging.getLogger("heatsched.audit")
 
 
-def _items(fn: Any) -> list[dict[str, Any]]:
-    resp = fn(_request_timeout=API_TIMEOUT_S, _preload_content=False)
-    return list(orjson.loads(resp.data).get("items") or [])
+async def _items(kube: KubeApi, url: str) -> list[dict[str, Any]]:
+    return list((await kube.get(url)).get("items") or [])
 
 
 def audit_counts(store: Any, claims: list[dict[str, Any]], volumes: list[dict[str, Any]],
@@ -43,13 +39,12 @@ def audit_counts(store: Any, claims: list[dict[str, Any]], volumes: list[dict[st
     return dict(Counter(f.code for p in report.pods for f in p.findings))
 
 
-async def run(store: Any, api: client.ApiClient, interval_s: float) -> None:
-    core, storage = client.CoreV1Api(api), client.StorageV1Api(api)
+async def run(store: Any, kube: KubeApi, interval_s: float) -> None:
     while True:
         try:
-            claims = await blocking(_items, core.list_persistent_volume_claim_for_all_namespaces)
-            volumes = await blocking(_items, core.list_persistent_volume)
-            classes = await blocking(_items, storage.list_storage_class)
+            claims = await _items(kube, path("", "v1", "persistentvolumeclaims"))
+            volumes = await _items(kube, path("", "v1", "persistentvolumes"))
+            classes = await _items(kube, path("storage.k8s.io", "v1", "storageclasses"))
             store.audit = audit_counts(store, claims, volumes, classes)
         except asyncio.CancelledError:
             raise

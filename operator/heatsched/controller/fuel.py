@@ -26,12 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from heatsched.controller.store import FuelPod, Store
-from heatsched.kube import EVENT_NAMESPACE, blocking, call, post_event
+from heatsched.kubeapi import EVENT_NAMESPACE, ApiError, KubeApi, path, post_event
 from heatsched.models import API_VERSION, HEATSITE_KIND, FuelStatus, HeatSite, expand_query
+from heatsched.offloop import blocking
 from heatsched.placement.model import FUEL_SITE_LABEL, SITE_LABEL, SiteView
 from heatsched.planning.fuel import (
     LOOKAHEAD_H,
@@ -128,8 +126,8 @@ class SiteFuel:
 class FuelController:
     """Sizes and runs heat fuel for every site with a spec.fuel (called from each site's telemetry refresh)."""
 
-    def __init__(self, store: Store, core: client.CoreV1Api, source: TemperatureSource, *, enabled: bool = True) -> None:
-        self.store, self.core, self.source, self.enabled = store, core, source, enabled
+    def __init__(self, store: Store, kube: KubeApi, source: TemperatureSource, *, enabled: bool = True) -> None:
+        self.store, self.kube, self.source, self.enabled = store, kube, source, enabled
         self.sites: dict[str, SiteFuel] = {}
 
     async def reconcile(self, name: str, view: SiteView) -> FuelStatus | None:
@@ -235,9 +233,9 @@ class FuelController:
             body = fuel_pod_body(site, state.reserved)
             for _ in range(min(MAX_CHANGES, want - len(pods) - len(state.unseen))):
                 try:
-                    made = await call(self.core.create_namespaced_pod, fuel.namespace, body)
-                    state.unseen[made.metadata.name] = now
-                except ApiException as exc:  # e.g. the namespace or the PriorityClass is missing
+                    made = await self.kube.post(path("", "v1", "pods", namespace=fuel.namespace), body)
+                    state.unseen[made["metadata"]["name"]] = now
+                except ApiError as exc:  # e.g. the namespace or the PriorityClass is missing
                     log.warning("cannot create fuel pod for %s in %s: %s %s", site.name, fuel.namespace,
                                 exc.status, exc.reason)
                     return
@@ -249,8 +247,8 @@ class FuelController:
     async def _delete(self, pods: list[FuelPod]) -> None:
         for p in pods[:MAX_CHANGES]:
             try:
-                await call(self.core.delete_namespaced_pod, p.name, p.namespace, grace_period_seconds=5)
-            except ApiException as exc:
+                await self.kube.delete(path("", "v1", "pods", p.name, namespace=p.namespace), grace_period_s=5)
+            except ApiError as exc:
                 if exc.status != 404:
                     log.warning("cannot delete fuel pod %s/%s: %s", p.namespace, p.name, exc.reason)
 
@@ -258,6 +256,8 @@ class FuelController:
         reason = {"start": "FuelStarted", "stop": "FuelStopped"}.get(plan.change, "FuelResized")
         message = f"{before} → {plan.cores} fuel cores: {plan.reason}"
         log.info("site %s: %s", site.name, message)
-        heatsite = client.V1ObjectReference(api_version=API_VERSION, kind=HEATSITE_KIND, name=site.name, uid=site.uid)
-        await post_event(self.core, EVENT_NAMESPACE, heatsite, reason, message, name_prefix=f"{site.name}.fuel.")
+        heatsite = {"apiVersion": API_VERSION, "kind": HEATSITE_KIND, "name": site.name,
+                    **({"uid": site.uid} if site.uid else {})}
+        await post_event(self.kube, EVENT_NAMESPACE, heatsite, reason, message, name_prefix=f"{site.name}.fuel.",
+                         component="heatsched-controller")
 

@@ -19,15 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from heatsched.controller.config import OperatorConfig
 from heatsched.controller.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
 from heatsched.controller.store import Drift, FuelPod, ResidentPod, Store
 from heatsched.extender.wire import TERMINATED_PHASES, WireError, parse_cpu_quantity, pod_cpu
-from heatsched.kube import blocking, call, post_event
-from heatsched.kubeapi import KubeApi, path
+from heatsched.kubeapi import ApiError, KubeApi, path, post_event
 from heatsched.models import (
     GROUP,
     HEATSITE_PLURAL,
@@ -43,6 +40,7 @@ from heatsched.models import (
     parse_heatsite,
     parse_thermaldemand,
 )
+from heatsched.offloop import blocking
 from heatsched.placement.audit import API_VOLUMES, NODE_LOCAL_VOLUMES, volume_type
 from heatsched.placement.model import COUNTRY_LABEL, FUEL_SITE_LABEL, SiteView
 from heatsched.placement.residency import RESIDENCY_ANNOTATION, ResidencyError, parse_residency
@@ -50,6 +48,7 @@ from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
 from heatsched.watch import Watch
 
+COMPONENT = "heatsched-controller"  # the source of its Events
 HEATSITES = (GROUP, VERSION, HEATSITE_PLURAL)
 THERMALDEMANDS = (GROUP, VERSION, THERMALDEMAND_PLURAL)
 
@@ -115,14 +114,13 @@ def meaningful(old: HeatSiteStatus | None, new: HeatSiteStatus, step_k: float) -
 class Operator:
     """What the handlers share: config, store, telemetry source and API clients (kept in kopf's memo)."""
 
-    def __init__(self, config: OperatorConfig, source: TemperatureSource, api: client.ApiClient,
+    def __init__(self, config: OperatorConfig, source: TemperatureSource, kube: KubeApi,
                  store: Store | None = None) -> None:
         self.config = config
         self.source = source
         self.store = store or Store()
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.fuel = FuelController(self.store, self.core, source, enabled=config.fuel)
+        self.kube = kube
+        self.fuel = FuelController(self.store, kube, source, enabled=config.fuel)
         self.written: dict[str, tuple[HeatSiteStatus, float]] = {}  # site -> (last status written, when)
         self.demand_written: dict[str, dict[str, Any]] = {}
         self.status_writes = 0  # HeatSite status patches sent (heatsched_status_writes_total)
@@ -135,8 +133,8 @@ class Operator:
             if not patch:
                 continue
             try:
-                await call(self.core.patch_node, node, {"metadata": {"labels": patch}})
-            except ApiException as exc:
+                await self.kube.merge_patch(path("", "v1", "nodes", node), {"metadata": {"labels": patch}})
+            except ApiError as exc:
                 if exc.status != 404:
                     log.warning("cannot label node %s: %s", node, exc.reason)
                 continue
@@ -155,29 +153,31 @@ class Operator:
         admission pins the new pod inside the residency); `flag` evicts nothing (docs/placement.md#drift)."""
         for d in drifts:
             log.warning("residency drift: %s", d.reason)
-            pod = client.V1ObjectReference(api_version="v1", kind="Pod", name=d.pod.name, namespace=d.pod.namespace)
-            await post_event(self.core, d.pod.namespace, pod, "ResidencyDrift", d.reason, type_="Warning",
-                             name_prefix=f"{d.pod.name}.residency-drift.")
+            pod = {"apiVersion": "v1", "kind": "Pod", "name": d.pod.name, "namespace": d.pod.namespace}
+            await post_event(self.kube, d.pod.namespace, pod, "ResidencyDrift", d.reason, type_="Warning",
+                             name_prefix=f"{d.pod.name}.residency-drift.", component=COMPONENT)
             if self.config.drift_policy == "evict":
                 await self.evict(d, pod)
             if d.site in self.store.sites:
                 self.written.pop(d.site, None)  # rewrite the site's status (its ResidencyDrift condition) now
 
-    async def evict(self, drift: Drift, pod: client.V1ObjectReference) -> None:
-        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=drift.pod.name, namespace=drift.pod.namespace))
+    async def evict(self, drift: Drift, pod: dict[str, str]) -> None:
+        body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": drift.pod.name, "namespace": drift.pod.namespace}}
         try:
-            await call(self.core.create_namespaced_pod_eviction, drift.pod.name, drift.pod.namespace, body)
-        except ApiException as exc:
+            await self.kube.post(path("", "v1", "pods", drift.pod.name, namespace=drift.pod.namespace,
+                                      subresource="eviction"), body)
+        except ApiError as exc:
             if exc.status == 404:
                 return
             why = "a PodDisruptionBudget forbids it now" if exc.status == 429 else f"{exc.status} {exc.reason}"
-            await post_event(self.core, drift.pod.namespace, pod, "ResidencyDriftEvictionBlocked",
+            await post_event(self.kube, drift.pod.namespace, pod, "ResidencyDriftEvictionBlocked",
                              f"cannot evict the pod ({why}): {drift.reason}", type_="Warning",
-                             name_prefix=f"{drift.pod.name}.residency-drift.")
+                             name_prefix=f"{drift.pod.name}.residency-drift.", component=COMPONENT)
             return
-        await post_event(self.core, drift.pod.namespace, pod, "ResidencyDriftEvicted",
+        await post_event(self.kube, drift.pod.namespace, pod, "ResidencyDriftEvicted",
                          f"evicted (--drift-policy=evict): {drift.reason}", type_="Warning",
-                         name_prefix=f"{drift.pod.name}.residency-drift.")
+                         name_prefix=f"{drift.pod.name}.residency-drift.", component=COMPONENT)
 
     # ---- telemetry ---------------------------------------------------------------------------------
     async def refresh(self, name: str) -> None:
@@ -247,10 +247,10 @@ class Operator:
             return
         body = {"status": status.to_wire()}
         try:
-            await call(self.custom.patch_cluster_custom_object_status, *HEATSITES[:2], HEATSITES[2], name, body)
+            await self.kube.merge_patch(path(*HEATSITES, name, subresource="status"), body)
             self.written[name] = (status, loop_now)
             self.status_writes += 1
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 404:
                 log.warning("cannot patch HeatSite %s status: %s %s", name, exc.status, exc.reason)
 
@@ -294,7 +294,7 @@ class Operator:
         # a pod first seen on a node that already lost its country (a restart, a failover) is drift too
         return store.check_drift(uids=[uid]) if resident is not None else []
 
-    def watch_pods(self, kube: KubeApi) -> Watch:
+    def watch_pods(self) -> Watch:
         """Start the pod list+watch feeding pod_changed; drift found is reported off the watch's callback."""
         loop = asyncio.get_running_loop()
 
@@ -308,7 +308,7 @@ class Operator:
         def extract(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             return str((obj.get("metadata") or {}).get("uid") or ""), obj
 
-        return Watch("pods", kube, path("", "v1", "pods"), extract, apply).start()
+        return Watch("pods", self.kube, path("", "v1", "pods"), extract, apply).start()
 
     async def write_demands(self, site: str, now: datetime | None = None) -> None:
         now = self.store.local_time(site, now or datetime.now(UTC))
@@ -319,10 +319,9 @@ class Operator:
             if self.demand_written.get(d.name) == status:
                 continue
             try:
-                await call(self.custom.patch_cluster_custom_object_status, *THERMALDEMANDS[:2],
-                            THERMALDEMANDS[2], d.name, {"status": status})
+                await self.kube.merge_patch(path(*THERMALDEMANDS, d.name, subresource="status"), {"status": status})
                 self.demand_written[d.name] = status
-            except ApiException as exc:
+            except ApiError as exc:
                 if exc.status != 404:
                     log.warning("cannot patch ThermalDemand %s status: %s", d.name, exc.reason)
 

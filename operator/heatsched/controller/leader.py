@@ -30,19 +30,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from heatsched.kube import call
+from heatsched.kubeapi import ApiError, KubeApi, path
 
 log = logging.getLogger("heatsched.leader")
 DURATION_S = 15.0
 RENEW_S = 3.0
 RETRY_S = 2.0
+COORDINATION = "coordination.k8s.io"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now() -> str:
+    """MicroTime, as the Lease API writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaseObserver:
@@ -53,62 +52,60 @@ class LeaseObserver:
         self.identity, self.clock, self.default_duration_s = identity, clock, default_duration_s
         self._seen: tuple[tuple[Any, ...], float] | None = None  # (holder's record, when it was first seen)
 
-    def free(self, lease: Any) -> bool:
-        """Whether `self.identity` may take `lease` (a V1Lease) now."""
-        spec = lease.spec
-        if spec is None or not spec.holder_identity or spec.holder_identity == self.identity:
+    def free(self, lease: dict[str, Any]) -> bool:
+        """Whether `self.identity` may take `lease` (a coordination.k8s.io/v1 Lease as JSON) now."""
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        if not holder or holder == self.identity:
             return True
-        record = (spec.holder_identity, spec.renew_time, spec.acquire_time, spec.lease_transitions)
+        record = (holder, spec.get("renewTime"), spec.get("acquireTime"), spec.get("leaseTransitions"))
         now = self.clock()
         if self._seen is None or self._seen[0] != record:
             self._seen = (record, now)
-        duration = float(spec.lease_duration_seconds or self.default_duration_s)
+        duration = float(spec.get("leaseDurationSeconds") or self.default_duration_s)
         return now - self._seen[1] > duration
 
 
 class Leader:
-    def __init__(self, coordination: client.CoordinationV1Api, namespace: str, name: str, identity: str, *,
+    def __init__(self, api: KubeApi, namespace: str, name: str, identity: str, *,
                  duration_s: float = DURATION_S, renew_s: float = RENEW_S, retry_s: float = RETRY_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < renew_s < duration_s:
             raise ValueError(f"renew_s must be within (0, duration_s), got {renew_s} and {duration_s}")
-        self.coordination = coordination
+        self.api = api
         self.namespace, self.name, self.identity = namespace, name, identity
         self.duration_s, self.renew_s, self.retry_s, self.clock = duration_s, renew_s, retry_s, clock
         self.observer = LeaseObserver(identity, clock, duration_s)
         self.leading = False
+        self.url = path(COORDINATION, "v1", "leases", name, namespace=namespace)
 
     async def _try(self) -> bool:
         now = _now()
-        try:
-            lease = await call(self.coordination.read_namespaced_lease, self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            body = client.V1Lease(metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
-                                  spec=client.V1LeaseSpec(holder_identity=self.identity,
-                                                          lease_duration_seconds=round(self.duration_s),
-                                                          acquire_time=now, renew_time=now, lease_transitions=0))
+        lease = await self.api.get_or_none(self.url)
+        if lease is None:
+            body = {"apiVersion": f"{COORDINATION}/v1", "kind": "Lease",
+                    "metadata": {"name": self.name, "namespace": self.namespace},
+                    "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": round(self.duration_s),
+                             "acquireTime": now, "renewTime": now, "leaseTransitions": 0}}
             try:
-                await call(self.coordination.create_namespaced_lease, self.namespace, body)
+                await self.api.post(path(COORDINATION, "v1", "leases", namespace=self.namespace), body)
                 return True
-            except ApiException as exc2:
-                if exc2.status == 409:
+            except ApiError as exc:
+                if exc.status == 409:
                     return False
                 raise
         if not self.observer.free(lease):
             return False
-        spec = lease.spec or client.V1LeaseSpec()
-        if spec.holder_identity != self.identity:
-            spec.acquire_time = now
-            spec.lease_transitions = (spec.lease_transitions or 0) + 1
-        spec.holder_identity, spec.renew_time = self.identity, now
-        spec.lease_duration_seconds = round(self.duration_s)
-        lease.spec = spec
-        try:
-            await call(self.coordination.replace_namespaced_lease, self.name, self.namespace, lease)
+        spec = dict(lease.get("spec") or {})
+        if spec.get("holderIdentity") != self.identity:
+            spec["acquireTime"] = now
+            spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+        spec.update(holderIdentity=self.identity, renewTime=now, leaseDurationSeconds=round(self.duration_s))
+        lease["spec"] = spec
+        try:  # a PUT carries the resourceVersion read above: a concurrent write makes it 409
+            await self.api.put(self.url, lease)
             return True
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status == 409:  # someone else wrote it first
                 return False
             raise
@@ -154,14 +151,15 @@ class Leader:
         self._set(False)
 
     async def release(self) -> None:
-        """Give the Lease up on a clean stop, so a standby takes over at once instead of after DURATION_S."""
+        """Give the Lease up on a clean stop, so a standby takes over at once instead of after duration_s."""
         if not self.leading:
             return
         try:
-            lease = await call(self.coordination.read_namespaced_lease, self.name, self.namespace)
-            if lease.spec is not None and lease.spec.holder_identity == self.identity:
-                lease.spec.holder_identity = None
-                await call(self.coordination.replace_namespaced_lease, self.name, self.namespace, lease)
+            lease = await self.api.get_or_none(self.url)
+            spec = (lease or {}).get("spec") or {}
+            if lease is not None and spec.get("holderIdentity") == self.identity:
+                lease["spec"] = {**spec, "holderIdentity": None}
+                await self.api.put(self.url, lease)
                 log.info("leader election: released lease %s/%s", self.namespace, self.name)
         except Exception as exc:  # noqa: BLE001 - then it simply expires
             log.warning("leader election: cannot release the lease: %s: %s", type(exc).__name__, exc)

@@ -18,7 +18,6 @@ from typing import Any
 
 import kopf
 from aiohttp import web
-from kubernetes import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from heatsched.controller import audit_loop, handlers
@@ -27,7 +26,6 @@ from heatsched.controller.handlers import Operator
 from heatsched.controller.leader import Leader
 from heatsched.controller.metrics import LeaderCollector
 from heatsched.controller.metrics import registry as metrics_registry
-from heatsched.kube import api_client
 from heatsched.kubeapi import KubeApi
 from heatsched.telemetry.prometheus import PrometheusSource
 
@@ -40,10 +38,11 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     def operator_login(**kwargs: Any) -> Any:
-        # KUBECONFIG is read at call time here (run() sets it from --kubeconfig); in-cluster otherwise
+        # KUBECONFIG is read at call time here (run() sets it from --kubeconfig); in-cluster, else ~/.kube/config
+        # otherwise: the order heatsched.kubeapi uses, and kopf's own readers, not the kubernetes client's
         if os.environ.get("KUBECONFIG"):
             return kopf.login_with_kubeconfig(**kwargs)
-        return kopf.login_with_service_account(**kwargs) or kopf.login_via_client(**kwargs)
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry)
     async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -58,14 +57,15 @@ def build_registry(cfg: OperatorConfig) -> kopf.OperatorRegistry:
         settings.watching.connect_timeout = 10
         settings.networking.connect_timeout = 10
         settings.networking.request_timeout = 30
-        # no worker limit: each object's worker holds its slot for idle_timeout after its last event, so a
-        # limit of N caps event handling near N / idle_timeout objects per second (64 slots: 10 000 pods took
-        # 742 s and 533 MiB; unlimited: 37 s and 171 MiB, benchmarks/bench_operator_memory.py)
+        # no worker limit (settings.batching.worker_limit stays None): each object's worker holds its slot for
+        # idle_timeout after its last event, so a limit of N caps event handling near N / idle_timeout objects
+        # per second (64 slots: 10 000 pods took 742 s and 533 MiB; unlimited: 37 s and 171 MiB,
+        # benchmarks/bench_operator_memory.py). The threads below only run sync handlers (the login).
         settings.execution.max_workers = 8
         op: Operator = memo.operator
-        memo.pod_watch = op.watch_pods(memo.kube)  # async client: the watch runs on this loop (heatsched.watch)
+        memo.pod_watch = op.watch_pods()  # async client: the watch runs on this loop (heatsched.watch)
         if cfg.audit_interval_s > 0:
-            memo.audit_task = asyncio.create_task(audit_loop.run(op.store, op.core.api_client, cfg.audit_interval_s))
+            memo.audit_task = asyncio.create_task(audit_loop.run(op.store, op.kube, cfg.audit_interval_s))
 
     @kopf.on.cleanup(registry=registry)
     async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -109,13 +109,13 @@ async def _serve(cfg: OperatorConfig, op: Operator, leader: Leader | None) -> we
     return runner
 
 
-async def _main(cfg: OperatorConfig, api: client.ApiClient, kube: KubeApi) -> int:
+async def _main(cfg: OperatorConfig, kube: KubeApi) -> int:
     op = Operator(cfg, PrometheusSource(cfg.prometheus_url, timeout_s=cfg.prometheus_timeout_s,
-                                        verify=cfg.prometheus_verify), api)
+                                        verify=cfg.prometheus_verify), kube)
     leader = None
     if cfg.leader_election:
         identity = f"{socket.gethostname()}-{os.getpid()}"
-        leader = Leader(client.CoordinationV1Api(api), cfg.leader_election_namespace or _in_cluster_namespace(), cfg.leader_election_lease,
+        leader = Leader(kube, cfg.leader_election_namespace or _in_cluster_namespace(), cfg.leader_election_lease,
                         identity)
     runner = await _serve(cfg, op, leader)
     stop = asyncio.Event()
@@ -131,7 +131,7 @@ async def _main(cfg: OperatorConfig, api: client.ApiClient, kube: KubeApi) -> in
                 acquired.cancel()
                 return 0
             stopping.cancel()
-        tasks = {asyncio.create_task(kopf.operator(registry=build_registry(cfg), memo=kopf.Memo(operator=op, kube=kube),
+        tasks = {asyncio.create_task(kopf.operator(registry=build_registry(cfg), memo=kopf.Memo(operator=op),
                                                    clusterwide=True, standalone=True, stop_flag=stop))}
         holder = asyncio.create_task(leader.hold()) if leader is not None else None
         if holder is not None:
@@ -154,4 +154,4 @@ async def _main(cfg: OperatorConfig, api: client.ApiClient, kube: KubeApi) -> in
 def run(cfg: OperatorConfig, kubeconfig_path: str | None = None) -> int:
     if kubeconfig_path:
         os.environ["KUBECONFIG"] = kubeconfig_path  # kopf's own login reads it too
-    return asyncio.run(_main(cfg, api_client(kubeconfig_path), KubeApi.connect(kubeconfig_path)))
+    return asyncio.run(_main(cfg, KubeApi.connect(kubeconfig_path)))
