@@ -143,3 +143,41 @@ def test_a_pod_is_charged_and_recorded_once_when_first_seen_bound(monkeypatch):
     assert service.explanations.placed["t/p"]["node"] == "n1"
     event("Succeeded")  # finished: no longer bound here
     assert "u1" not in service.view.pods
+
+
+def test_a_replica_is_ready_only_once_synced_and_its_start_up_objects_frozen():
+    import asyncio
+    import gc
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from heatsched.kubeapi import Credentials, KubeApi
+    from heatsched.placement_service import main as placement_main
+
+    service = placement_main.PlacementService(placement_main.PlacementConfig(),
+                                              KubeApi(Credentials("http://127.0.0.1:1", True)))
+    watches = [SimpleNamespace(synced=True, what="nodes"), SimpleNamespace(synced=False, what="pods")]
+    service.watches = watches  # type: ignore[assignment]
+
+    async def scenario() -> list[tuple[int, dict]]:
+        seen = []
+        async with TestClient(TestServer(service.extender_app())) as client:
+            async def readyz() -> None:
+                resp = await client.get("/readyz")
+                seen.append((resp.status, await resp.json()))
+
+            freezing = asyncio.create_task(service.freeze_when_synced(poll_s=0.01))
+            await readyz()  # pods still listing
+            watches[1].synced = True
+            assert service.synced and not service.ready  # synced, not yet collected and frozen
+            await asyncio.wait_for(freezing, 5)
+            await readyz()
+        return seen
+
+    try:
+        assert gc.get_freeze_count() == 0
+        (before, after) = asyncio.run(scenario())
+        assert before == (503, {"status": "syncing", "waiting for": ["pods"]})
+        assert after == (200, {"status": "ready"})
+        assert service.frozen and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
