@@ -1,4 +1,4 @@
-"""heatsched.kube: the kubernetes-client helpers of the controller and the CLIs. Calls must never wait forever."""
+"""heatsched.kube: the kubernetes-client helper of the CLIs. Calls must never wait forever."""
 
 from __future__ import annotations
 

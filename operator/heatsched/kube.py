@@ -15,7 +15,7 @@ from kubernetes import config as kubeconfig
 
 from heatsched.kubeapi import API_TIMEOUT_S
 
-__all__ = ["API_TIMEOUT_S", "api_client", "with_timeout"]
+__all__ = ["api_client", "with_timeout"]
 
 
 def api_client(kubeconfig_path: str | None, *, timeout_s: float = API_TIMEOUT_S) -> client.ApiClient:
@@ -32,10 +32,7 @@ def api_client(kubeconfig_path: str | None, *, timeout_s: float = API_TIMEOUT_S)
 
 
 def with_timeout(api: client.ApiClient, timeout_s: float = API_TIMEOUT_S) -> client.ApiClient:
-    """Give every call through `api` a request timeout of `timeout_s` unless the call passes its own.
-
-    Why: the kubernetes client waits forever by default, and the CLIs (explain, the demo) make plain calls;
-    one default here is harder to forget than a `_request_timeout` on every call."""
+    """Give every call through `api` a request timeout of `timeout_s` unless the call passes its own."""
     request = api.request
 
     def timed(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:

@@ -3,6 +3,8 @@ several differently-configured operators."""
 
 from __future__ import annotations
 
+EVENT_COMPONENT = "heatsched-controller"  # the source of the controller's Events (fuel, residency drift)
+
 from dataclasses import dataclass
 
 DRIFT_POLICIES = ("flag", "evict")

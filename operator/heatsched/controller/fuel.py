@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from heatsched.controller.config import EVENT_COMPONENT
 from heatsched.controller.store import FuelPod, Store
 from heatsched.kubeapi import EVENT_NAMESPACE, ApiError, KubeApi, path, post_event
 from heatsched.models import API_VERSION, HEATSITE_KIND, FuelStatus, HeatSite, expand_query
@@ -259,5 +260,5 @@ class FuelController:
         heatsite = {"apiVersion": API_VERSION, "kind": HEATSITE_KIND, "name": site.name,
                     **({"uid": site.uid} if site.uid else {})}
         await post_event(self.kube, EVENT_NAMESPACE, heatsite, reason, message, name_prefix=f"{site.name}.fuel.",
-                         component="heatsched-controller")
+                         component=EVENT_COMPONENT)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import kopf
 
-from heatsched.controller.config import OperatorConfig
+from heatsched.controller.config import EVENT_COMPONENT, OperatorConfig
 from heatsched.controller.fuel import DEFAULT_FUEL_NAMESPACE, FuelController
 from heatsched.controller.store import Drift, FuelPod, ResidentPod, Store
 from heatsched.extender.wire import TERMINATED_PHASES, WireError, parse_cpu_quantity, pod_cpu
@@ -48,7 +48,6 @@ from heatsched.telemetry.source import TelemetryError, TemperatureSource
 from heatsched.thermal import Reading, demand_now
 from heatsched.watch import Watch
 
-COMPONENT = "heatsched-controller"  # the source of its Events
 HEATSITES = (GROUP, VERSION, HEATSITE_PLURAL)
 THERMALDEMANDS = (GROUP, VERSION, THERMALDEMAND_PLURAL)
 
@@ -155,7 +154,7 @@ class Operator:
             log.warning("residency drift: %s", d.reason)
             pod = {"apiVersion": "v1", "kind": "Pod", "name": d.pod.name, "namespace": d.pod.namespace}
             await post_event(self.kube, d.pod.namespace, pod, "ResidencyDrift", d.reason, type_="Warning",
-                             name_prefix=f"{d.pod.name}.residency-drift.", component=COMPONENT)
+                             name_prefix=f"{d.pod.name}.residency-drift.", component=EVENT_COMPONENT)
             if self.config.drift_policy == "evict":
                 await self.evict(d, pod)
             if d.site in self.store.sites:
@@ -173,11 +172,11 @@ class Operator:
             why = "a PodDisruptionBudget forbids it now" if exc.status == 429 else f"{exc.status} {exc.reason}"
             await post_event(self.kube, drift.pod.namespace, pod, "ResidencyDriftEvictionBlocked",
                              f"cannot evict the pod ({why}): {drift.reason}", type_="Warning",
-                             name_prefix=f"{drift.pod.name}.residency-drift.", component=COMPONENT)
+                             name_prefix=f"{drift.pod.name}.residency-drift.", component=EVENT_COMPONENT)
             return
         await post_event(self.kube, drift.pod.namespace, pod, "ResidencyDriftEvicted",
                          f"evicted (--drift-policy=evict): {drift.reason}", type_="Warning",
-                         name_prefix=f"{drift.pod.name}.residency-drift.", component=COMPONENT)
+                         name_prefix=f"{drift.pod.name}.residency-drift.", component=EVENT_COMPONENT)
 
     # ---- telemetry ---------------------------------------------------------------------------------
     async def refresh(self, name: str) -> None:

@@ -6,10 +6,9 @@ and only its results land here. Everything runs on the controller's one event lo
 The placement service does not read this store: it builds its own view (placement_service/view.py) from
 watches of what the controller writes.
 
-`snapshot` holds the placement core's model of the sites and nodes (the same SiteView the status is written
-from), so the controller's status, its metrics and `heatsched explain` describe a site exactly as the core
-scores it. The heat charged by recent bindings (pending_kw) is the placement service's concern and stays
-empty here.
+`snapshot.sites` holds the placement core's SiteView of each site, the one its status is written from, so the
+status and the controller's metrics describe a site as the core scores it. The heat charged by recent
+bindings (pending_kw) is the placement service's concern and stays empty here.
 
 Node membership: a node belongs to the sites whose spec selects it. Exactly one site → the node gets the
 site and country labels; none → no labels; two or more → a conflict: no country label (residency fails

@@ -161,9 +161,9 @@ class PlacementService:
 
         Why: a full (generation 2) collection walks every tracked object; after the start-up (modules, the
         initial lists) one took 117-128 ms in a replica at 1 000 nodes and 10 000 pods, and an extender call
-        arriving meanwhile waited that long (docs/benchmarks.md, benchmarks/bench_gc.py). Frozen objects are never walked again; what the
-        watches add later is few tracked objects (a pod is kept as plain strings and floats). Done before the
-        replica reports ready, so no request waits for this one collection."""
+        arriving meanwhile waited that long (docs/benchmarks.md, benchmarks/bench_gc.py). Frozen objects are
+        never walked again; what the watches add later is few tracked objects (a pod is kept as plain strings
+        and floats). Done before the replica reports ready, so no request waits for this one collection."""
         while not self.synced:
             await asyncio.sleep(poll_s)
         gc.collect()
@@ -205,12 +205,11 @@ class PlacementService:
                        metrics=ExtenderMetrics(self.registry))
 
         async def readyz(_: web.Request) -> web.Response:
-            pending = [w.what for w in self.watches if not w.synced]
             if self.ready:
                 return web.json_response({"status": "ready"})
-            return web.json_response({"status": "syncing", "waiting for": pending or ["watches" if not self.watches
-                                                                                     else "garbage collection"]},
-                                     status=503)
+            waiting = [w.what for w in self.watches if not w.synced] or (
+                ["garbage collection"] if self.watches else ["watches"])
+            return web.json_response({"status": "syncing", "waiting for": waiting}, status=503)
 
         async def metrics(_: web.Request) -> web.Response:
             return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
